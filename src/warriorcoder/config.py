@@ -1,0 +1,381 @@
+"""The arena config: one YAML file describing the hub target, the experts and every phase.
+
+`load_config(path)` validates the whole file and raises `ConfigError` naming the field and,
+where the YAML parser knows it, the line in the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+PHASES: tuple[str, ...] = ("mine", "filter", "compress", "battle", "judge", "select")
+"""Phases in pipeline order; each writes one dataset."""
+
+PHASE_DATASETS: dict[str, str] = {
+    "mine": "mined_raw",
+    "filter": "filtered",
+    "compress": "compressed",
+    "battle": "battles",
+    "judge": "votes",
+    "select": "sft_final",
+}
+"""The dataset each phase writes (repo `<namespace>/<prefix>-<dataset>`)."""
+
+PHASE_PARENTS: dict[str, str | None] = {
+    "mine": None,
+    "filter": "mine",
+    "compress": "filter",
+    "battle": "compress",
+    "judge": "battle",
+    "select": "judge",
+}
+"""The phase whose dataset each phase reads."""
+
+MINING_SYSTEM_PROMPT = (
+    "You are an AI assistant designed to provide helpful, step-by-step guidance on coding "
+    "problems. The user will ask you a wide range of Python coding questions. Your purpose is "
+    "to assist users in understanding coding concepts, working through code, and arriving at "
+    "the correct solutions."
+)
+"""The paper's Table 6 mining system prompt."""
+
+
+class ConfigError(ValueError):
+    """The arena config is invalid; the message names each bad field and its line."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class HubConfig(_Section):
+    """Where datasets are published: a local folder (default) or the Hugging Face Hub."""
+
+    backend: Literal["local", "hf"] = "local"
+    root: Path = Path("hub")
+    """Local backend: the folder that holds `<namespace>/<prefix>-<dataset>/<version>/`."""
+    namespace: str = "local"
+    prefix: str = "warriorcoder"
+    endpoint: str | None = None
+    """Hub backend: the Hub URL (default: `HF_ENDPOINT` or huggingface.co)."""
+    private: bool = False
+    token_env: str = "HF_TOKEN"
+    """Name of the environment variable holding the Hub token; the token itself is never stored."""
+    license: str = "apache-2.0"
+
+    @field_validator("namespace", "prefix")
+    @classmethod
+    def _repo_name_part(cls, value: str) -> str:
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+        if not value or set(value) - allowed:
+            raise ValueError("use letters, digits, '-', '_' and '.' only")
+        return value
+
+    def repo_id(self, phase: str) -> str:
+        """Repo id of the dataset a phase writes, e.g. `my-org/warriorcoder-votes`."""
+        return f"{self.namespace}/{self.prefix}-{PHASE_DATASETS[phase]}"
+
+
+class ExpertConfig(_Section):
+    """One expert: served by TGI (`urls`) or run in-process on the CPU (`local`)."""
+
+    name: str
+    model_id: str
+    urls: list[str] = Field(default_factory=list)
+    """TGI base URLs; requests are shared between them by load."""
+    local: str | None = None
+    """Path (or `local:` + path) of a transformers model run in-process instead of TGI."""
+    gguf_file: str | None = None
+    """For `local`: a GGUF file inside that folder, loaded through transformers."""
+    tokenizer: str | None = None
+    """Tokenizer (path or hub id) whose `chat_template` gives the mining prefix; default model_id."""
+    chat_template: str | None = None
+    """A Jinja chat template that overrides the tokenizer's own."""
+    max_concurrency: int | None = Field(default=None, ge=1)
+    """Requests in flight per URL; default: the server's `/info` `max_concurrent_requests`."""
+    token_env: str | None = None
+    """Environment variable with a bearer token for the endpoint (Inference Endpoints)."""
+    headers_env: str | None = None
+    """Environment variable with extra headers as JSON; read at run time, never stored."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value.strip() or "/" in value:
+            raise ValueError("give a short name without '/' (it appears in dataset columns)")
+        return value
+
+    @field_validator("urls")
+    @classmethod
+    def _urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http(s) URL")
+        return [url.rstrip("/") for url in urls]
+
+    @field_validator("local")
+    @classmethod
+    def _local(cls, value: str | None) -> str | None:
+        return value.removeprefix("local:") if value else value
+
+    @model_validator(mode="after")
+    def _one_backend(self) -> ExpertConfig:
+        if bool(self.urls) == bool(self.local):
+            raise ValueError(
+                f"expert {self.name!r} needs exactly one of `urls` (TGI base URLs) or `local` "
+                "(a model path)"
+            )
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        return self.local is not None
+
+
+class GenerationConfig(_Section):
+    """Shared settings for every LLM call."""
+
+    journal: Path = Path(".warriorcoder/journal.sqlite")
+    """The request journal; a phase run again sends only the calls it has no result for."""
+    max_retries: int = Field(default=6, ge=0)
+    timeout_s: float = Field(default=300.0, gt=0)
+    backoff_base_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    local_batch_size: int = Field(default=8, ge=1)
+
+
+class MineConfig(_Section):
+    temperatures: list[float] = Field(default_factory=lambda: [1.0, 1.1, 1.2])
+    top_ps: list[float] = Field(default_factory=lambda: [0.99, 0.995, 1.0])
+    samples_per_config: int = Field(default=100, ge=1)
+    max_new_tokens: int = Field(default=512, ge=1)
+    system_prompt: str | None = MINING_SYSTEM_PROMPT
+    """Table 6 of the paper; used where the expert's template takes a system turn."""
+    seed: int = 0
+
+    @field_validator("temperatures")
+    @classmethod
+    def _temperatures(cls, values: list[float]) -> list[float]:
+        if not values or any(t <= 0 for t in values):
+            raise ValueError("give at least one temperature, each > 0")
+        return values
+
+    @field_validator("top_ps")
+    @classmethod
+    def _top_ps(cls, values: list[float]) -> list[float]:
+        if not values or any(not 0 < p <= 1 for p in values):
+            raise ValueError("give at least one top_p, each in (0, 1]")
+        return values
+
+
+class FilterConfig(_Section):
+    near_dup_threshold: float = Field(default=0.7, gt=0, le=1)
+    """Estimated Jaccard similarity of word 5-gram shingles above which two rows are near dups."""
+    minhash_permutations: int = Field(default=128, ge=16)
+    shingle_size: int = Field(default=5, ge=1)
+    decontaminate: bool = True
+    contamination_ngram: int = Field(default=10, ge=1)
+    drop_contaminated: bool = True
+    mbpp_path: Path | None = None
+    """A local MBPP jsonl (fields `text`, `code`) to decontaminate against as well."""
+    min_difficulty: float = Field(default=6, ge=1, le=10)
+    judges: list[str] | None = None
+    """Experts that rate difficulty; default: every expert but the instruction's miner."""
+    max_attempts: int = Field(default=3, ge=1)
+    max_new_tokens: int = Field(default=256, ge=1)
+    temperature: float = Field(default=0.0, ge=0)
+    seed: int = 0
+
+
+class CompressConfig(_Section):
+    embedding_model: str = "sentence-transformers/all-roberta-large-v1"
+    size: int = Field(default=10_000, ge=1)
+    seed: int = 0
+    batch_size: int = Field(default=64, ge=1)
+    chunk_size: int = Field(default=65_536, ge=1)
+
+
+class BattleConfig(_Section):
+    battles_per_instruction: int = Field(default=1, ge=1)
+    max_new_tokens: int = Field(default=2048, ge=1)
+    temperature: float = Field(default=0.0, ge=0)
+    seed: int = 0
+
+
+class JudgeConfig(_Section):
+    both_orders: bool = False
+    constrained_verdicts: bool = False
+    judges: list[str] | None = None
+    """Experts allowed to judge; default: every expert. Never a battle's own competitors."""
+    max_attempts: int = Field(default=3, ge=1)
+    max_new_tokens: int = Field(default=1024, ge=1)
+    temperature: float = Field(default=0.0, ge=0)
+    seed: int = 0
+
+
+class SelectConfig(_Section):
+    k: float = Field(default=40.0, gt=0)
+    initial_rating: float = 1000.0
+    alpha: float = Field(default=0.7, ge=0, le=1)
+    rating: Literal["online", "permutation", "bradley_terry"] = "online"
+    """Which rating feeds eq. 5: the paper's online Elo, its mean over permutations, or BT."""
+    elo_permutations: int = Field(default=100, ge=1)
+    bootstrap_rounds: int = Field(default=200, ge=1)
+    seed: int = 0
+
+
+class TrainConfig(_Section):
+    base_model: str = "deepseek-ai/deepseek-coder-6.7b-base"
+    dataset: str | None = None
+    """`<repo-or-path>@<version>` of sft_final; default: this arena's sft_final, latest printed."""
+    output_dir: Path = Path("checkpoints/warriorcoder")
+    global_batch_size: int = Field(default=512, ge=1)
+    micro_batch_size: int = Field(default=4, ge=1)
+    max_steps: int = Field(default=448, ge=1)
+    learning_rate: float = Field(default=1e-5, gt=0)
+    weight_decay: float = Field(default=3e-7, ge=0)
+    warmup_ratio: float = Field(default=0.2, ge=0, le=1)
+    lr_scheduler_type: str = "linear"
+    max_length: int = Field(default=2048, ge=16)
+    zero_stage: Literal[2, 3] = 3
+    offload: bool = False
+    bf16: bool | Literal["auto"] = "auto"
+    packing: bool = False
+    gradient_checkpointing: bool = True
+    system_line: str = (
+        "You are an exceptionally intelligent coding assistant that consistently delivers "
+        "accurate and reliable responses to user instructions."
+    )
+    prompt_template: str = "{system}\n\n@@ Instruction\n{instruction}\n\n@@ Response\n"
+    logging_steps: int = Field(default=1, ge=1)
+    save_steps: int = Field(default=100, ge=1)
+    seed: int = 0
+
+
+class ArenaConfig(_Section):
+    """The whole arena: hub target, experts and each phase's parameters (paper defaults)."""
+
+    hub: HubConfig = Field(default_factory=HubConfig)
+    experts: list[ExpertConfig]
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    mine: MineConfig = Field(default_factory=MineConfig)
+    filter: FilterConfig = Field(default_factory=FilterConfig)
+    compress: CompressConfig = Field(default_factory=CompressConfig)
+    battle: BattleConfig = Field(default_factory=BattleConfig)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    select: SelectConfig = Field(default_factory=SelectConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="after")
+    def _experts(self) -> ArenaConfig:
+        names = [expert.name for expert in self.experts]
+        if len(names) < 2:
+            raise ValueError("an arena needs at least 2 experts (3 for a battle to have a judge)")
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"expert names must be unique; repeated: {duplicates}")
+        for section in ("filter", "judge"):
+            for judge in getattr(self, section).judges or []:
+                if judge not in names:
+                    raise ValueError(
+                        f"{section}.judges: unknown expert {judge!r}; known experts: {names}"
+                    )
+        return self
+
+    def expert(self, name: str) -> ExpertConfig:
+        for expert in self.experts:
+            if expert.name == name:
+                return expert
+        raise KeyError(f"unknown expert {name!r}; known experts: {self.expert_names}")
+
+    @property
+    def expert_names(self) -> list[str]:
+        return [expert.name for expert in self.experts]
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        """The config as plain data (paths as strings), as recorded in dataset cards."""
+        return self.model_dump(mode="json")
+
+
+def _line_index(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+    """Map each key path in a composed YAML document to its 1-based line number."""
+    lines = {path: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            child = (*path, key_node.value)
+            lines.update(_line_index(value_node, child))
+            lines[child] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines.update(_line_index(item, (*path, index)))
+    return lines
+
+
+def _describe(errors: Iterable[dict[str, Any]], lines: dict[tuple[Any, ...], int], source: str) -> str:
+    messages = []
+    for error in errors:
+        loc = tuple(error["loc"])
+        field = ".".join(str(part) for part in loc) or "<top level>"
+        line = None
+        for cut in range(len(loc), -1, -1):
+            if loc[:cut] in lines:
+                line = lines[loc[:cut]]
+                break
+        where = f"{source}, line {line}" if line else source
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown field (a typo?)"
+        elif error["type"] == "missing":
+            message = "field required"
+        messages.append(f"  {field} ({where}): {message}")
+    return "invalid arena config:\n" + "\n".join(messages)
+
+
+def parse_config(text: str, source: str = "<config>", base_dir: Path | None = None) -> ArenaConfig:
+    """Validate YAML text; relative paths in it are taken from `base_dir`."""
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source} is not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the arena config must be a YAML mapping")
+    lines = _line_index(node) if node is not None else {}
+    try:
+        config = ArenaConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_describe(error.errors(), lines, source)) from None
+    if base_dir is not None:
+        _resolve_paths(config, base_dir)
+    return config
+
+
+def _resolve_paths(config: ArenaConfig, base_dir: Path) -> None:
+    def resolve(path: Path) -> Path:
+        return path if path.is_absolute() else (base_dir / path).resolve()
+
+    config.hub.root = resolve(config.hub.root)
+    config.generation.journal = resolve(config.generation.journal)
+    config.train.output_dir = resolve(config.train.output_dir)
+    if config.filter.mbpp_path is not None:
+        config.filter.mbpp_path = resolve(config.filter.mbpp_path)
+
+
+def load_config(path: str | Path) -> ArenaConfig:
+    """Read and validate an arena YAML file; relative paths are taken from its folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"arena config {path} does not exist; `warriorcoder init` writes one")
+    return parse_config(path.read_text(), source=str(path), base_dir=path.parent.resolve())

@@ -1,0 +1,89 @@
+"""The request and result types every phase uses to talk to experts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+FinishReason = Literal["length", "eos_token", "stop_sequence", "error"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Sampling parameters of one call. `top_p` 1.0 means "not set" (TGI rejects 1.0)."""
+
+    max_new_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+    grammar: dict[str, Any] | None = None
+    """TGI guided decoding, e.g. `{"type": "regex", "value": "..."}`."""
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    """Raw completion of `prompt` (TGI `/generate`); mining uses it with the pre-query prefix."""
+
+    expert: str
+    prompt: str
+    params: SamplingParams
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """Chat completion (TGI `/v1/chat/completions`); answering and judging use it."""
+
+    expert: str
+    messages: tuple[tuple[str, str], ...]
+    """(role, content) pairs."""
+    params: SamplingParams
+
+    @classmethod
+    def user(cls, expert: str, content: str, params: SamplingParams) -> ChatRequest:
+        return cls(expert=expert, messages=(("user", content),), params=params)
+
+
+Request = CompletionRequest | ChatRequest
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """What one call returned, with the model identity the server reported."""
+
+    text: str
+    finish_reason: FinishReason
+    generated_tokens: int
+    prompt_tokens: int
+    model_id: str
+    model_revision: str
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class ExpertInfo:
+    """Identity and limits of an expert's server (TGI `/info`) or local model."""
+
+    name: str
+    model_id: str
+    model_revision: str
+    max_stop_sequences: int = 4
+    max_concurrent_requests: int = 128
+    max_input_tokens: int | None = None
+    max_total_tokens: int | None = None
+
+
+@dataclass
+class TokenUsage:
+    """Tokens counted per expert."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    failures: int = 0
+    cached: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
