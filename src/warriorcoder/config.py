@@ -100,7 +100,7 @@ class ExpertConfig(_Section):
     gguf_file: str | None = None
     """For `local`: a GGUF file inside that folder, loaded through transformers."""
     tokenizer: str | None = None
-    """Tokenizer (path or hub id) whose `chat_template` gives the mining prefix; default model_id."""
+    """Tokenizer (path or hub id) whose chat template gives the mining prefix; default model_id."""
     chat_template: str | None = None
     """A Jinja chat template that overrides the tokenizer's own."""
     max_concurrency: int | None = Field(default=None, ge=1)
@@ -323,7 +323,9 @@ def _line_index(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, 
     return lines
 
 
-def _describe(errors: Iterable[dict[str, Any]], lines: dict[tuple[Any, ...], int], source: str) -> str:
+def _describe(
+    errors: Iterable[dict[str, Any]], lines: dict[tuple[Any, ...], int], source: str
+) -> str:
     messages = []
     for error in errors:
         loc = tuple(error["loc"])
