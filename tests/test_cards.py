@@ -1,0 +1,94 @@
+"""Dataset cards: Hub-valid metadata, a pinned load snippet, lineage, and figures linked."""
+
+from dataclasses import dataclass
+
+import datasets
+import pytest
+from huggingface_hub import DatasetCard
+
+from warriorcoder.config import parse_config
+from warriorcoder.dataset_cards import (
+    CardContent,
+    CardSection,
+    Figure,
+    card_lineage,
+    markdown_table,
+    render_dataset_card,
+    render_png,
+)
+from warriorcoder.dataset_cards.card import size_category
+
+CONFIG = """\
+hub: {namespace: my-org, prefix: wc}
+experts:
+  - {name: a, model_id: org/a, urls: ["http://127.0.0.1:1"], token_env: SECRET_TOKEN_VAR}
+  - {name: b, model_id: org/b, urls: ["http://127.0.0.1:2"]}
+"""
+
+
+@dataclass(frozen=True)
+class Ref:
+    phase: str
+    repo_id: str
+    version: str
+    revision: str
+
+    def load_snippet(self) -> str:
+        return f'load_dataset("{self.repo_id}", revision="{self.version}", split="train")'
+
+
+def render(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("SECRET_TOKEN_VAR", "hf_do_not_leak_me")
+    config = parse_config(CONFIG)
+    rows = datasets.Dataset.from_dict({"id": ["1", "2"], "instruction": ["x", "y"]})
+    figure = Figure("figures/difficulty.png", "Difficulty", render_png(lambda ax: ax.bar([1], [2])))
+    content = CardContent(
+        counts=[("input", 5), ("after exact dedup", 3), ("kept", 2)],
+        sections=[CardSection("Difficulty", markdown_table(["level", "rows"], [["Good", 2]]),
+                              (figure,))],
+        experts=[{"name": "a", "model_id": "org/a", "model_revision": "abc123"}],
+    )
+    return render_dataset_card(
+        phase="filter",
+        ref=Ref("filter", "my-org/wc-filtered", "v2", "v2"),
+        parent=Ref("mine", "my-org/wc-mined_raw", "v1", "0f00ba11"),
+        config=config, dataset=rows, content=content,
+    )
+
+
+def test_card_metadata_parses_and_names_parent(monkeypatch):
+    text = render(monkeypatch)
+    card = DatasetCard(text)
+    data = card.data.to_dict()
+    assert data["license"] == "apache-2.0" and data["size_categories"] == ["n<1K"]
+    assert data["configs"][0]["data_files"][0]["path"] == "data/*.parquet"
+    lineage = card_lineage(text)
+    assert lineage["parent"] == {"repo_id": "my-org/wc-mined_raw", "version": "v1",
+                                 "revision": "0f00ba11"}
+    assert lineage["counts"] == {"input": 5, "after exact dedup": 3, "kept": 2}
+    assert lineage["config"]["filter"]["min_difficulty"] == 6
+    assert 'revision="v2"' in card.text
+    assert "`my-org/wc-mined_raw` version `v1` (revision `0f00ba11`)" in card.text
+    assert "![Difficulty](figures/difficulty.png)" in card.text
+    assert "| after exact dedup | 3 |" in card.text
+
+
+def test_card_never_holds_a_token(monkeypatch):
+    text = render(monkeypatch)
+    assert "hf_do_not_leak_me" not in text
+    assert "SECRET_TOKEN_VAR" in text  # the variable's name is recorded, not its value
+
+
+def test_card_without_lineage_is_rejected():
+    with pytest.raises(ValueError, match="not written by warriorcoder"):
+        card_lineage("---\nlicense: mit\n---\n# hello\n")
+
+
+@pytest.mark.parametrize(("rows", "label"), [(0, "n<1K"), (999, "n<1K"), (1000, "1K<n<10K"),
+                                              (250_000, "100K<n<1M")])
+def test_size_categories(rows, label):
+    assert size_category(rows) == label
+
+
+def test_png_is_a_png():
+    assert render_png(lambda ax: ax.plot([0, 1], [1, 0])).startswith(b"\x89PNG")
