@@ -36,6 +36,21 @@ def _fail(error: Exception) -> click.ClickException:
     return click.ClickException(f"{type(error).__name__}: {error}")
 
 
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors that mean "fix the input or the servers and run again" (shown without traceback)."""
+    from warriorcoder.builders.base import PhaseError
+    from warriorcoder.hub import HubError
+
+    errors: list[type[Exception]] = [PhaseError, HubError, ConfigError, FileNotFoundError]
+    try:
+        from warriorcoder.generation import GenerationFailed
+    except ImportError:  # pragma: no cover - generation layer not importable
+        pass
+    else:
+        errors.append(GenerationFailed)
+    return tuple(errors)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--verbose", "-v", is_flag=True, help="Log debug messages.")
 @click.version_option(package_name="warriorcoder")
@@ -71,19 +86,19 @@ def _phase_command(phase: str) -> click.Command:
     @click.option("--from-card", "from_card", default=None, metavar="REPO@vN",
                   help="Rebuild a version from the config and parent its card recorded.")
     def command(config_path: Path, input_version: str | None, from_card: str | None) -> None:
-        from warriorcoder.builders.base import PhaseError, run_phase
+        from warriorcoder.builders.base import run_phase
         from warriorcoder.hub import HubStore
 
-        if from_card:
-            config, input_version = _config_from_card(from_card, phase, config_path)
-        else:
-            config = _load(config_path)
         try:
+            if from_card:
+                config, input_version = _config_from_card(from_card, phase, config_path)
+            else:
+                config = _load(config_path)
             ref = run_phase(phase, config, input_version=input_version,
                             store=HubStore.from_config(config.hub))
-        except (PhaseError, KeyError, FileNotFoundError) as error:
+        except _user_errors() as error:
             raise _fail(error) from None
-        click.echo(f"{phase}: published {ref.spec()}")
+        click.echo(f"{phase}: published {ref.spec()} ({ref.location})")
 
     return command
 
@@ -123,7 +138,7 @@ def _config_from_card(spec: str, phase: str, config_path: Path) -> tuple[ArenaCo
               help="Last phase to run.")
 def run(config_path: Path, until: str) -> None:
     """Run the phases from mine to --until, each reading the version the previous one wrote."""
-    from warriorcoder.builders.base import PhaseError, run_phase
+    from warriorcoder.builders.base import run_phase
     from warriorcoder.generation import ExpertPool
     from warriorcoder.hub import HubStore
 
@@ -135,7 +150,7 @@ def run(config_path: Path, until: str) -> None:
             try:
                 ref = run_phase(phase, config, store=store, pool=pool,
                                 input_version=previous.version if previous else None)
-            except (PhaseError, KeyError, FileNotFoundError) as error:
+            except _user_errors() as error:
                 raise _fail(error) from None
             click.echo(f"{phase}: published {ref.spec()} ({ref.location})")
             previous = ref
@@ -146,7 +161,7 @@ def run(config_path: Path, until: str) -> None:
 def status(config_path: Path) -> None:
     """Print each phase's versions and their lineage from the hub store."""
     from warriorcoder.dataset_cards import card_lineage
-    from warriorcoder.hub import HubStore
+    from warriorcoder.hub import HubError, HubStore
 
     config = _load(config_path)
     store = HubStore.from_config(config.hub)
@@ -158,7 +173,7 @@ def status(config_path: Path) -> None:
             lineage: dict[str, Any] = {}
             try:
                 lineage = card_lineage(store.read_card(phase, ref.version))
-            except (ValueError, FileNotFoundError) as error:
+            except (ValueError, OSError, HubError) as error:
                 click.echo(f"  {ref.version}: card unreadable: {error}")
                 continue
             parent = lineage.get("parent")
