@@ -87,3 +87,26 @@ class TokenUsage:
     failures: int = 0
     cached: int = 0
     extra: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PreQuery:
+    """The mining prompt of one expert: its chat template rendered up to where the user's text
+    starts, and the strings that end the user turn (stop strings for the completion).
+
+    `prefix` is the template's text verbatim, so it starts with `bos_token` when the template
+    writes one (Llama 3, DeepSeek); a server whose tokenizer adds the BOS itself then sees it
+    twice, and `prompt_without_bos` is the prefix without it."""
+
+    prefix: str
+    stop: tuple[str, ...]
+    system_prompt: str | None = None
+    """The system prompt in the prefix (None where the template takes no system turn)."""
+    bos_token: str | None = None
+    """The BOS text the prefix starts with, if any."""
+
+    @property
+    def prompt_without_bos(self) -> str:
+        if self.bos_token and self.prefix.startswith(self.bos_token):
+            return self.prefix[len(self.bos_token) :]
+        return self.prefix

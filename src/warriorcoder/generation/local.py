@@ -1,0 +1,307 @@
+"""The local backend: an expert run in-process with `transformers` on the CPU, in batches.
+
+Loading a GGUF file through transformers dequantizes it (~19 s for SmolLM2-135M here), so the
+first load saves a safetensors copy (weights without `quantization_config`, plus tokenizer)
+under `<journal folder>/models/`; later loads read that copy (~1 s). The model revision is a
+hash of the weight file(s).
+
+Each request is sampled with its own `torch.Generator` seeded by its seed, inside a logits
+processor, so a result depends on its own prompt and seed rather than on its batch (up to the
+float noise of padding). Completions are tokenized without added special tokens (the prompt
+is the template's text, BOS included); chat requests use the tokenizer's chat template.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from warriorcoder.config import ExpertConfig
+from warriorcoder.generation.tgi import cut_at_stops
+from warriorcoder.generation.types import (
+    CompletionRequest,
+    ExpertInfo,
+    FinishReason,
+    GenerationResult,
+    Request,
+)
+
+logger = logging.getLogger(__name__)
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
+
+
+def weight_files(expert: ExpertConfig) -> list[Path]:
+    """The files whose bytes are the local model's weights."""
+    root = Path(str(expert.local)).expanduser()
+    if expert.gguf_file:
+        path = root / expert.gguf_file
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"expert {expert.name!r}: gguf_file {expert.gguf_file!r} is not in {root}"
+            )
+        return [path]
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise FileNotFoundError(f"expert {expert.name!r}: local model {root} does not exist")
+    files = sorted(p for p in root.iterdir() if p.suffix in _WEIGHT_SUFFIXES and p.is_file())
+    if not files:
+        raise FileNotFoundError(f"expert {expert.name!r}: no weight files in {root}")
+    return files
+
+
+def weights_revision(files: Sequence[Path], cache: Path) -> str:
+    """sha256 of the weight files (cached by path, size and mtime), as `sha256:<hex16>`."""
+    stamp = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    stamp_key = hashlib.sha256(json.dumps(stamp).encode()).hexdigest()[:24]
+    record = cache / "revisions" / f"{stamp_key}.txt"
+    if record.is_file():
+        return record.read_text().strip()
+    digest = hashlib.sha256()
+    for path in files:
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 22):
+                digest.update(chunk)
+    revision = f"sha256:{digest.hexdigest()[:16]}"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(revision)
+    return revision
+
+
+@dataclass
+class _Row:
+    request: Request
+    prompt: str
+
+
+class LocalModel:
+    """A local expert: lazy model loading (cached copy for GGUF), batched seeded generation."""
+
+    def __init__(self, expert: ExpertConfig, cache_root: Path, batch_size: int) -> None:
+        self.expert = expert
+        self.cache_root = cache_root
+        self.batch_size = batch_size
+        self._files = weight_files(expert)
+        self._revision: str | None = None
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def revision(self) -> str:
+        if self._revision is None:
+            self._revision = weights_revision(self._files, self.cache_root)
+        return self._revision
+
+    def info(self) -> ExpertInfo:
+        return ExpertInfo(
+            name=self.expert.name,
+            model_id=self.expert.model_id,
+            model_revision=self.revision,
+            max_stop_sequences=64,
+            max_concurrent_requests=self.batch_size,
+        )
+
+    @property
+    def copy_dir(self) -> Path:
+        """Where a GGUF model's safetensors copy lives."""
+        slug = self.expert.model_id.replace("/", "--")
+        return self.cache_root / f"{slug}-{self.revision.split(':')[-1]}"
+
+    def tokenizer(self) -> Any:
+        """The tokenizer (from the safetensors copy when there is one: no GGUF parsing)."""
+        with self._lock:
+            if self._tokenizer is None:
+                self._tokenizer = self._load_tokenizer()
+            return self._tokenizer
+
+    def _load_tokenizer(self) -> Any:
+        from transformers import AutoTokenizer
+
+        if self.expert.tokenizer:
+            return AutoTokenizer.from_pretrained(self.expert.tokenizer)
+        if self.expert.gguf_file:
+            if (self.copy_dir / "tokenizer_config.json").is_file():
+                return AutoTokenizer.from_pretrained(self.copy_dir)
+            return AutoTokenizer.from_pretrained(
+                str(self.expert.local), gguf_file=self.expert.gguf_file
+            )
+        return AutoTokenizer.from_pretrained(str(self.expert.local))
+
+    def model(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                self._model = self._load_model()
+            return self._model
+
+    def _load_model(self) -> Any:
+        from transformers import AutoModelForCausalLM
+
+        if not self.expert.gguf_file:
+            model = AutoModelForCausalLM.from_pretrained(str(self.expert.local))
+        elif (self.copy_dir / "config.json").is_file():
+            model = AutoModelForCausalLM.from_pretrained(self.copy_dir)
+        else:
+            model = self._convert_gguf()
+        return model.eval()
+
+    def _convert_gguf(self) -> Any:
+        """Load the GGUF (dequantizing) and save a plain safetensors copy with its tokenizer."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        logger.info(
+            "expert %s: converting %s once to %s", self.expert.name, self._files[0], self.copy_dir
+        )
+        source = str(self.expert.local)
+        loaded = AutoModelForCausalLM.from_pretrained(source, gguf_file=self.expert.gguf_file)
+        config = loaded.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config)
+        model.load_state_dict(loaded.state_dict())
+        model.generation_config = loaded.generation_config
+        tokenizer = self._tokenizer or AutoTokenizer.from_pretrained(
+            source, gguf_file=self.expert.gguf_file
+        )
+        staging = self.copy_dir.with_name(self.copy_dir.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        shutil.rmtree(self.copy_dir, ignore_errors=True)
+        staging.rename(self.copy_dir)
+        return model
+
+    def prompt_of(self, request: Request) -> str:
+        if isinstance(request, CompletionRequest):
+            return request.prompt
+        messages = [{"role": role, "content": content} for role, content in request.messages]
+        return self.tokenizer().apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+
+    def generate(self, requests: Sequence[Request]) -> list[GenerationResult]:
+        """Generate a batch (at most `batch_size` requests), each with its own seed."""
+        import torch
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        for request in requests:
+            if request.params.grammar is not None:
+                raise ValueError("the local backend does not support grammar-constrained decoding")
+        tokenizer = self.tokenizer()
+        model = self.model()
+        rows = [_Row(r, self.prompt_of(r)) for r in requests]
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        batch = tokenizer(
+            [row.prompt for row in rows],
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=False,
+        )
+        max_new = max(r.params.max_new_tokens for r in requests)
+        stops = sorted({s for r in requests for s in r.params.stop if s})
+        eos_ids = _eos_ids(tokenizer, model)
+        config = GenerationConfig(
+            max_new_tokens=max_new,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=eos_ids,
+            stop_strings=stops or None,
+        )
+        sampler = _PerRowSampler(
+            [r.params.temperature for r in requests],
+            [r.params.top_p for r in requests],
+            [r.params.seed for r in requests],
+        )
+        with torch.inference_mode():
+            output = model.generate(
+                **batch,
+                generation_config=config,
+                logits_processor=LogitsProcessorList([sampler]),
+                tokenizer=tokenizer if stops else None,
+            )
+        prompt_len = batch["input_ids"].shape[1]
+        prompt_tokens = batch["attention_mask"].sum(dim=1).tolist()
+        results = []
+        for i, row in enumerate(rows):
+            new = output[i, prompt_len:].tolist()
+            results.append(self._result(row.request, new, eos_ids, int(prompt_tokens[i])))
+        return results
+
+    def _result(
+        self, request: Request, tokens: list[int], eos_ids: list[int], prompt_tokens: int
+    ) -> GenerationResult:
+        limit = request.params.max_new_tokens
+        reason: FinishReason = "length"
+        for index, token in enumerate(tokens[:limit]):
+            if token in eos_ids:
+                tokens, reason = tokens[:index], "eos_token"
+                break
+        else:
+            tokens = tokens[:limit]
+            if len(tokens) < limit:
+                reason = "eos_token"
+        text = self.tokenizer().decode(tokens, skip_special_tokens=True)
+        text, cut = cut_at_stops(text, request.params.stop)
+        if cut:
+            reason = "stop_sequence"
+        generated = len(tokens) + (1 if reason == "eos_token" else 0)
+        return GenerationResult(
+            text=text,
+            finish_reason=reason,
+            generated_tokens=generated,
+            prompt_tokens=prompt_tokens,
+            model_id=self.expert.model_id,
+            model_revision=self.revision,
+        )
+
+
+def _eos_ids(tokenizer: Any, model: Any) -> list[int]:
+    ids = model.generation_config.eos_token_id
+    ids = list(ids) if isinstance(ids, list | tuple) else [ids] if ids is not None else []
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
+class _PerRowSampler:
+    """A logits processor that samples each row with its own generator (temperature, top-p)
+    and leaves only the chosen token possible, so greedy decoding takes it."""
+
+    def __init__(self, temperatures: list[float], top_ps: list[float], seeds: list[int]) -> None:
+        import torch
+
+        self.temperatures = temperatures
+        self.top_ps = top_ps
+        self.generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        chosen = torch.empty(scores.shape[0], dtype=torch.long)
+        for row in range(scores.shape[0]):
+            logits = scores[row].float()
+            temperature = self.temperatures[row]
+            if temperature <= 0:
+                chosen[row] = int(torch.argmax(logits))
+                continue
+            probs = torch.softmax(logits / temperature, dim=-1)
+            top_p = self.top_ps[row]
+            if top_p < 1.0:
+                sorted_probs, order = torch.sort(probs, descending=True)
+                keep = torch.cumsum(sorted_probs, dim=-1) - sorted_probs < top_p
+                keep[0] = True
+                probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_probs[keep])
+            chosen[row] = int(torch.multinomial(probs, 1, generator=self.generators[row]))
+        forced = torch.full_like(scores, float("-inf"))
+        forced[torch.arange(scores.shape[0]), chosen] = 0.0
+        return forced
