@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from warriorcoder.assets import resolve_model
 from warriorcoder.config import ExpertConfig
 from warriorcoder.generation.tgi import cut_at_stops
 from warriorcoder.generation.types import (
@@ -86,7 +87,12 @@ class LocalModel:
     """A local expert: lazy model loading (cached copy for GGUF), batched seeded generation."""
 
     def __init__(self, expert: ExpertConfig, cache_root: Path, batch_size: int) -> None:
-        self.expert = expert
+        # `embedded:<name>` (a model shipped in a PyPI package) becomes its folder on disk.
+        resolved = resolve_model(str(expert.local), expert.gguf_file)
+        self.expert = expert.model_copy(
+            update={"local": str(resolved.path), "gguf_file": resolved.gguf_file}
+        )
+        expert = self.expert
         self.cache_root = cache_root
         self.batch_size = batch_size
         self._files = weight_files(expert)
