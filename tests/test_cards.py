@@ -32,6 +32,7 @@ class Ref:
     repo_id: str
     version: str
     revision: str
+    data_files: str = "data/train-0123abcd-*.parquet"
 
     def load_snippet(self) -> str:
         return f'load_dataset("{self.repo_id}", revision="{self.version}", split="train")'
@@ -61,7 +62,7 @@ def test_card_metadata_parses_and_names_parent(monkeypatch):
     card = DatasetCard(text)
     data = card.data.to_dict()
     assert data["license"] == "apache-2.0" and data["size_categories"] == ["n<1K"]
-    assert data["configs"][0]["data_files"][0]["path"] == "data/*.parquet"
+    assert data["configs"][0]["data_files"][0]["path"] == "data/train-0123abcd-*.parquet"
     lineage = card_lineage(text)
     assert lineage["parent"] == {"repo_id": "my-org/wc-mined_raw", "version": "v1",
                                  "revision": "0f00ba11"}

@@ -4,8 +4,8 @@ Every phase dataset is one repo, `<namespace>/<prefix>-<dataset>` (`HubConfig.re
 every version of it holds the same files:
 
     README.md                              the card; its YAML `configs:` maps split `train`
-                                           to `data/*.parquet`
-    data/train-00000-of-00001.parquet      the rows (more shards above ~500 MB)
+                                           to `data/train-*-<content hash>.parquet`
+    data/train-00000-of-00001-<hash>.parquet   the rows (more shards above ~500 MB)
     figures/..., ...                       extra files a phase publishes (`files=`)
 
 Local backend (`hub.backend: local`, the default): a version is a folder
@@ -27,6 +27,7 @@ the environment variable named by `HubConfig.token_env` and only ever sent as a 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import random
@@ -36,7 +37,7 @@ import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 import datasets
@@ -71,6 +72,10 @@ class VersionRef:
     """Local: the version name; hub: the commit sha the tag points to (`vN` while publishing)."""
     location: str
     """Local: the absolute folder of the version; hub: the repo id."""
+    data_files: str = field(default=f"{DATA_DIR}/*.parquet", compare=False)
+    """The pattern of this version's parquet shards, for the card's `configs:`. Shard names
+    carry a hash of their content: `datasets` caches a local folder under its name ("v1") and
+    its `configs:` alone, so without the hash two repos' v1 folders would share one cache."""
 
     @property
     def is_local(self) -> bool:
@@ -192,8 +197,10 @@ def write_rows_and_files(
     dataset: datasets.Dataset,
     files: Mapping[str, bytes] | None = None,
     max_shard_bytes: int = MAX_SHARD_BYTES,
-) -> list[str]:
-    """Write the parquet shards and extra files of a version into `folder`; their repo paths."""
+) -> tuple[list[str], str]:
+    """Write the parquet shards and extra files of a version into `folder`.
+
+    Returns the repo paths written and the shards' pattern (see `VersionRef.data_files`)."""
     if len(dataset) == 0:
         # `load_dataset` cannot read a split with no rows, so such a version would be unusable.
         raise HubError(
@@ -202,18 +209,27 @@ def write_rows_and_files(
     extra = _check_extra_files(files)
     size = dataset.data.nbytes * len(dataset) / max(dataset.data.num_rows, 1)
     shards = min(len(dataset), max(1, math.ceil(size / max_shard_bytes)))
-    written = []
     (folder / DATA_DIR).mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    unnamed = []
     for index in range(shards):
-        name = f"{DATA_DIR}/{SPLIT}-{index:05d}-of-{shards:05d}.parquet"
+        path = folder / DATA_DIR / f".shard-{index:05d}.parquet"
         shard = dataset.shard(shards, index, contiguous=True) if shards > 1 else dataset
-        shard.to_parquet(str(folder / name))
+        shard.to_parquet(str(path))
+        digest.update(path.read_bytes())
+        unnamed.append(path)
+    token = digest.hexdigest()[:12]
+    written = []
+    for index, path in enumerate(unnamed):
+        # push_to_hub's own naming, which `datasets` maps to the split without any card.
+        name = f"{DATA_DIR}/{SPLIT}-{index:05d}-of-{shards:05d}-{token}.parquet"
+        path.rename(folder / name)
         written.append(name)
     for name, content in extra.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(content)
         written.append(name)
-    return written
+    return written, f"{DATA_DIR}/{SPLIT}-*-{token}.parquet"
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -300,10 +316,10 @@ class LocalHubStore(HubStore):
         repo_dir = self.repo_dir(phase)
         repo_dir.mkdir(parents=True, exist_ok=True)
         number, partial = self._reserve(repo_dir)
-        ref = self._ref(phase, f"v{number}")
         try:
+            _, pattern = write_rows_and_files(partial, dataset, files, self.max_shard_bytes)
+            ref = replace(self._ref(phase, f"v{number}"), data_files=pattern)
             card = _check_card(render_card(ref))
-            write_rows_and_files(partial, dataset, files, self.max_shard_bytes)
             (partial / CARD_FILE).write_text(card, encoding="utf-8")
             _fsync_tree(partial)
             os.rename(partial, ref.location)
@@ -395,10 +411,11 @@ class HfHubStore(HubStore):
         with tempfile.TemporaryDirectory(prefix="warriorcoder-publish-") as tmp:
             folder = Path(tmp)
             # Rows once; the card names the version, which changes if a retry is needed.
-            paths = [CARD_FILE, *write_rows_and_files(folder, dataset, files, self.max_shard_bytes)]
+            written, pattern = write_rows_and_files(folder, dataset, files, self.max_shard_bytes)
+            paths = [CARD_FILE, *written]
             for attempt in range(1, self.max_attempts + 1):
                 head, number = self._plan(repo_id)
-                ref = VersionRef(phase, repo_id, f"v{number}", f"v{number}", repo_id)
+                ref = VersionRef(phase, repo_id, f"v{number}", f"v{number}", repo_id, pattern)
                 card = _check_card(render_card(ref))
                 operations: list[CommitOperationAdd | CommitOperationDelete] = [
                     CommitOperationAdd(CARD_FILE, card.encode("utf-8"))

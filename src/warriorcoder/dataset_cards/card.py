@@ -130,7 +130,7 @@ def render_dataset_card(
         tags=["code", "synthetic", "warriorcoder", f"warriorcoder-{phase}"],
         pretty_name=f"WarriorCoder {PHASE_DATASETS[phase]}",
         configs=[{"config_name": "default",
-                  "data_files": [{"split": "train", "path": "data/*.parquet"}]}],
+                  "data_files": [{"split": "train", "path": ref.data_files}]}],
         warriorcoder=lineage,
     )
     card = DatasetCard.from_template(

@@ -1,0 +1,72 @@
+"""The instruction phases end to end through the CLI: mine -> filter -> compress against the
+TGI test server with three simulated experts, as a user runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import datasets
+import yaml
+from click.testing import CliRunner
+from huggingface_hub import DatasetCard
+
+from warriorcoder.cli import main
+from warriorcoder.hub import HubStore
+from warriorcoder.testing.sim_instructions import sim_arena
+
+PHASES = ("mine", "filter", "compress")
+
+
+def _invoke(*args: str) -> str:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_mine_filter_compress_publish_three_linked_versions(tmp_path: Path) -> None:
+    with sim_arena(tmp_path, compress_size=10) as arena:
+        config_path = tmp_path / "arena.yaml"
+        config_path.write_text(yaml.safe_dump(arena.config.to_yaml_dict(), sort_keys=False))
+        output = _invoke("run", "-c", str(config_path), "--until", "compress")
+        store = HubStore.from_config(arena.config.hub)
+        refs = {phase: store.latest(phase) for phase in PHASES}
+        assert all(f"{phase}: published {refs[phase].spec()}" in output for phase in PHASES)
+
+        # Each version loads with plain `datasets` and its card names its parent version.
+        rows, lineage = {}, {}
+        for phase, ref in refs.items():
+            cache = tmp_path / "cache" / phase
+            rows[phase] = datasets.load_dataset(ref.location, split="train", cache_dir=str(cache))
+            card = DatasetCard.load(Path(ref.location) / "README.md")
+            lineage[phase] = card.data.to_dict()["warriorcoder"]
+        assert lineage["mine"]["parent"] is None
+        assert lineage["filter"]["parent"]["repo_id"] == refs["mine"].repo_id
+        assert lineage["filter"]["parent"]["version"] == refs["mine"].version
+        assert lineage["compress"]["parent"]["repo_id"] == refs["filter"].repo_id
+        assert lineage["compress"]["parent"]["version"] == refs["filter"].version
+
+        p = arena.sim.planted
+        mined = p.requests - p.truncated - p.empty
+        filtered = (mined - p.exact_duplicates - p.near_duplicates - p.contaminated - p.unrated
+                    - p.below_threshold)
+        assert len(rows["mine"]) == mined
+        assert len(rows["filter"]) == filtered
+        assert len(rows["compress"]) == min(10, filtered)
+        assert set(rows["compress"]["id"]) <= set(rows["filter"]["id"]) <= set(rows["mine"]["id"])
+
+        # `status` shows the chain; running everything again pays for no call.
+        status = _invoke("status", "-c", str(config_path))
+        assert f"parent={refs['mine'].spec()}" in status
+        assert f"parent={refs['filter'].spec()}" in status
+        served = arena.served()
+        _invoke("run", "-c", str(config_path), "--until", "compress")
+        assert arena.served() == served
+        again = store.load("compress", store.latest("compress").version)
+        assert again["id"] == rows["compress"]["id"]
+
+        # A version rebuilt from the config and parent its card recorded has the same rows.
+        output = _invoke("filter", "-c", str(config_path), "--from-card", refs["filter"].spec())
+        rebuilt = store.latest("filter")
+        assert rebuilt.version != refs["filter"].version and rebuilt.spec() in output
+        assert store.load("filter", rebuilt.version).to_list() == rows["filter"].to_list()
+        assert arena.served() == served
