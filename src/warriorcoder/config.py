@@ -196,6 +196,8 @@ class FilterConfig(_Section):
     max_attempts: int = Field(default=3, ge=1)
     max_new_tokens: int = Field(default=256, ge=1)
     temperature: float = Field(default=0.0, ge=0)
+    retry_temperature: float = Field(default=0.7, gt=0)
+    """Temperature of a retried rating when `temperature` is 0 (greedy would repeat the reply)."""
     seed: int = 0
 
 
@@ -222,6 +224,8 @@ class JudgeConfig(_Section):
     max_attempts: int = Field(default=3, ge=1)
     max_new_tokens: int = Field(default=1024, ge=1)
     temperature: float = Field(default=0.0, ge=0)
+    retry_temperature: float = Field(default=0.7, gt=0)
+    """Temperature of a retried vote when `temperature` is 0 (greedy would repeat the reply)."""
     seed: int = 0
 
 
@@ -233,6 +237,9 @@ class SelectConfig(_Section):
     """Which rating feeds eq. 5: the paper's online Elo, its mean over permutations, or BT."""
     elo_permutations: int = Field(default=100, ge=1)
     bootstrap_rounds: int = Field(default=200, ge=1)
+    keep_unjudged: bool = True
+    """Instructions none of whose battles got a valid vote: keep them, the target chosen by
+    the global rating alone (local scores 0.5), or leave them out of sft_final (False)."""
     seed: int = 0
 
 

@@ -1,0 +1,106 @@
+"""Load `sft_final` at a pinned version: `<repo-or-folder>@vN`, or this arena's latest, printed."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset, load_dataset
+
+from warriorcoder.config import ArenaConfig
+from warriorcoder.hub import HubStore, VersionRef
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """Which dataset version a run trains on; recorded in the model card."""
+
+    repo_id: str
+    """The dataset repo, e.g. `my-org/warriorcoder-sft_final`."""
+    version: str
+    """The pinned version (a tag such as `v3`)."""
+    location: str
+    """The local folder of that version, or the Hub repo id."""
+    revision: str | None = None
+    """The exact commit of that version on the Hub, where known."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"{self.repo_id}@{self.version}"
+
+
+def parse_dataset_spec(spec: str) -> tuple[str, str]:
+    """Split `<repo-or-folder>@<version>`; a version is required (never an implicit latest)."""
+    base, sep, version = spec.rpartition("@")
+    if not sep or not base or not version or "/" in version:
+        raise ValueError(
+            f"dataset {spec!r}: give `<repo-or-folder>@<version>`, e.g. "
+            "`my-org/warriorcoder-sft_final@v3` or `hub/local/warriorcoder-sft_final@v1`; "
+            "the version is always pinned explicitly"
+        )
+    return base, version
+
+
+def _hub_token(config: ArenaConfig) -> str | None:
+    return os.environ.get(config.hub.token_env) or None
+
+
+def _source(ref: VersionRef) -> DatasetSource:
+    return DatasetSource(ref.repo_id, ref.version, str(ref.location), ref.revision)
+
+
+def load_pinned(spec: str, config: ArenaConfig) -> tuple[Dataset, DatasetSource]:
+    """Load `<repo-or-folder>@vN` (train split).
+
+    This arena's own sft_final repo id goes through the hub store (either backend); another
+    local folder with version subfolders loads with `load_dataset(<folder>/<vN>)`; anything
+    else is a Hub repo, loaded with `load_dataset(repo, revision=vN)`.
+    """
+    base, version = parse_dataset_spec(spec)
+    if base == config.hub.repo_id("select"):
+        store = HubStore.from_config(config.hub)
+        ref = store.get("select", version)
+        return store.load("select", version), _source(ref)
+    folder = Path(base).expanduser()
+    if folder.is_dir():
+        version_dir = folder / version
+        if not version_dir.is_dir():
+            found = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name[:1] != ".")
+            raise ValueError(
+                f"dataset {spec!r}: {folder} has no version folder {version!r}; "
+                f"versions there: {found or 'none'}"
+            )
+        dataset = load_dataset(str(version_dir), split="train")
+        folder = folder.resolve()
+        source = DatasetSource(
+            repo_id=f"{folder.parent.name}/{folder.name}",
+            version=version,
+            location=str(version_dir.resolve()),
+        )
+        return dataset, source
+    dataset = load_dataset(base, revision=version, split="train", token=_hub_token(config))
+    return dataset, DatasetSource(repo_id=base, version=version, location=base)
+
+
+def load_latest_from_store(config: ArenaConfig) -> tuple[Dataset, DatasetSource]:
+    """This arena's newest `sft_final` version, through the hub store."""
+    store = HubStore.from_config(config.hub)
+    ref = store.latest("select")
+    if ref is None:
+        raise ValueError(
+            f"no sft_final dataset in the hub store ({config.hub.repo_id('select')}); run "
+            "`warriorcoder select` first or pass --dataset <repo-or-folder>@<version>"
+        )
+    return store.load("select", ref.version), _source(ref)
+
+
+def load_sft_dataset(config: ArenaConfig, dataset: str | None) -> tuple[Dataset, DatasetSource]:
+    """`dataset`, else `train.dataset`, else the store's newest `sft_final` (caller prints it)."""
+    spec = dataset or config.train.dataset
+    if spec:
+        return load_pinned(spec, config)
+    return load_latest_from_store(config)
