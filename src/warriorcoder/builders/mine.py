@@ -102,7 +102,7 @@ def build(phase_input: PhaseInput) -> PhaseOutput:
     requests = [
         CompletionRequest(
             expert=slot.expert,
-            prompt=prequeries[slot.expert].prefix,
+            prompt=prequeries[slot.expert].prompt_without_bos,
             params=SamplingParams(
                 max_new_tokens=mine.max_new_tokens,
                 temperature=slot.temperature,

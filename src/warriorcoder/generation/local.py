@@ -187,11 +187,19 @@ class LocalModel:
 
     def prompt_of(self, request: Request) -> str:
         if isinstance(request, CompletionRequest):
-            return request.prompt
+            return self._with_special_tokens(request.prompt)
         messages = [{"role": role, "content": content} for role, content in request.messages]
         return self.tokenizer().apply_chat_template(
             messages, tokenize=False, add_generation_prompt=True
         )
+
+    def _with_special_tokens(self, prompt: str) -> str:
+        """A raw prompt as TGI's `/generate` sees it: with the BOS its tokenizer adds."""
+        tokenizer = self.tokenizer()
+        with_special = tokenizer("x", add_special_tokens=True)["input_ids"]
+        without = tokenizer("x", add_special_tokens=False)["input_ids"]
+        adds_bos = len(with_special) > len(without) and with_special[0] == tokenizer.bos_token_id
+        return tokenizer.bos_token + prompt if adds_bos and tokenizer.bos_token else prompt
 
     def generate(self, requests: Sequence[Request]) -> list[GenerationResult]:
         """Generate a batch (at most `batch_size` requests), each with its own seed."""

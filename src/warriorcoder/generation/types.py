@@ -23,7 +23,11 @@ class SamplingParams:
 
 @dataclass(frozen=True)
 class CompletionRequest:
-    """Raw completion of `prompt` (TGI `/generate`); mining uses it with the pre-query prefix."""
+    """Raw completion of `prompt` (TGI `/generate`); mining uses it with the pre-query prefix.
+
+    As on TGI, the backend adds the tokenizer's special tokens (the BOS) to `prompt`, so a
+    prompt rendered from a chat template is sent without its BOS (`PreQuery.prompt_without_bos`).
+    """
 
     expert: str
     prompt: str
