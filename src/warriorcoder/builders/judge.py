@@ -1,0 +1,237 @@
+"""`judge` -> `votes`: every uninvolved expert votes on every battle (paper appendix C).
+
+Judges are the experts (of `judge.judges`, default all) that are neither the attacker nor the
+defender. Each sees the paper's Table 7 prompt with the two answers, names withheld, in an
+order drawn per (battle, judge) from `judge.seed` (column `order_seed`); `both_orders` asks
+once per order. The verdict is parsed strictly; a reply without one is asked again with a new
+seed up to `max_attempts` times, then recorded `invalid`. `constrained_verdicts` asks TGI's
+guided decoding for a reply that must end in a verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import datasets
+
+from warriorcoder.builders.base import PhaseError, PhaseInput, PhaseOutput, expert_records
+from warriorcoder.builders.battle import generation_failures
+from warriorcoder.builders.common import Parsed, derive_seed, generate_parsed
+from warriorcoder.builders.ratings import (
+    ATTACKER_FIRST,
+    DEFENDER_FIRST,
+    choose_targets,
+    competitors,
+    compute_ratings,
+    judges_section,
+    ratings_section,
+    tally_battles,
+    targets_section,
+    win_rate_section,
+)
+from warriorcoder.config import ArenaConfig, JudgeConfig
+from warriorcoder.dataset_cards import CardContent
+from warriorcoder.generation.types import ChatRequest, SamplingParams
+from warriorcoder.scoring.verdicts import (
+    Verdict,
+    map_verdict,
+    parse_verdict,
+    render_judge_prompt,
+    verdict_regex,
+)
+
+FEATURES = datasets.Features({
+    "battle_id": datasets.Value("string"),
+    "instruction_id": datasets.Value("string"),
+    "attacker": datasets.Value("string"),
+    "defender": datasets.Value("string"),
+    "judge": datasets.Value("string"),
+    "judge_model_id": datasets.Value("string"),
+    "judge_model_revision": datasets.Value("string"),
+    "order": datasets.Value("string"),
+    "order_seed": datasets.Value("int64"),
+    "seed": datasets.Value("int64"),
+    "verdict": datasets.Value("string"),
+    "winner": datasets.Value("string"),
+    "judgement": datasets.Value("string"),
+    "finish_reason": datasets.Value("string"),
+    "attempts": datasets.Value("int32"),
+    "instruction": datasets.Value("string"),
+    "response_attacker": datasets.Value("string"),
+    "response_defender": datasets.Value("string"),
+    "truncated_attacker": datasets.Value("bool"),
+    "truncated_defender": datasets.Value("bool"),
+})
+"""Columns of `votes`: one row per (battle, judge, order). `verdict` is the positional A/B/Tie
+(null when invalid); `winner` maps it back: attacker, defender, tie or invalid."""
+
+REQUIRED_COLUMNS = ("battle_id", "instruction_id", "instruction", "attacker", "defender",
+                    "response_attacker", "response_defender")
+CHUNK = 4096
+"""Votes asked per round trip of `generate_parsed` (bounds the prompts held in memory)."""
+
+
+@dataclass(frozen=True)
+class Vote:
+    """One vote to ask: a battle (row of `battles`), a judge and the order shown."""
+
+    battle: int
+    judge: str
+    order: str
+    order_seed: int
+
+
+def vote_order_seed(judge: JudgeConfig, battle_id: str, judge_name: str) -> int:
+    """The recorded seed that draws the order of one (battle, judge): even = attacker first."""
+    return derive_seed("order", judge.seed, battle_id, judge_name)
+
+
+def vote_seed(judge: JudgeConfig, battle_id: str, judge_name: str, order: str,
+              attempt: int) -> int:
+    """The sampling seed of one attempt at one vote (a retry gets a new one)."""
+    return derive_seed("judge", judge.seed, battle_id, judge_name, order, attempt)
+
+
+def eligible_judges(config: ArenaConfig, attacker: str, defender: str) -> list[str]:
+    """The judges of one battle: allowed experts that are neither of its competitors."""
+    allowed = config.judge.judges or config.expert_names
+    return [j for j in allowed if j not in (attacker, defender)]
+
+
+def plan_votes(config: ArenaConfig, battles: datasets.Dataset) -> list[Vote]:
+    """Every vote to ask, in battle order; raises PhaseError if a battle has no judge."""
+    votes, lonely = [], set()
+    data = battles.select_columns(["battle_id", "attacker", "defender"]).to_dict()
+    for index, (battle_id, attacker, defender) in enumerate(zip(
+            data["battle_id"], data["attacker"], data["defender"], strict=True)):
+        judges = eligible_judges(config, attacker, defender)
+        if not judges:
+            lonely.add((attacker, defender))
+        for judge in judges:
+            seed = vote_order_seed(config.judge, battle_id, judge)
+            if config.judge.both_orders:
+                orders = [ATTACKER_FIRST, DEFENDER_FIRST]
+            else:
+                orders = [ATTACKER_FIRST if seed % 2 == 0 else DEFENDER_FIRST]
+            votes += [Vote(index, judge, order, seed) for order in orders]
+    if lonely:
+        raise PhaseError(
+            f"judge: no expert may judge the battles of {sorted(lonely)} (a competitor never "
+            f"judges its own battle; judge.judges = {config.judge.judges}); allow more judges"
+        )
+    return votes
+
+
+def _check(config: ArenaConfig, battles: datasets.Dataset) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in battles.column_names]
+    if missing:
+        raise PhaseError(
+            f"judge: the `battles` dataset lacks column(s) {missing}; read a version written by "
+            "`warriorcoder battle`"
+        )
+    if len(battles) == 0:
+        raise PhaseError("judge: the `battles` version has no rows; nothing to judge")
+    if config.judge.constrained_verdicts:
+        local = [e.name for e in config.experts if e.is_local]
+        if local:
+            raise PhaseError(
+                f"judge: constrained_verdicts needs TGI guided decoding, but {local} run "
+                "locally; set judge.constrained_verdicts: false or serve them with TGI"
+            )
+
+
+def build(phase_input: PhaseInput) -> PhaseOutput:
+    config = phase_input.config
+    battles = phase_input.parent_rows
+    _check(config, battles)
+    judge = config.judge
+    plan = plan_votes(config, battles)
+    flags = [c for c in ("truncated_attacker", "truncated_defender") if c in battles.column_names]
+    columns = battles.select_columns([*REQUIRED_COLUMNS, *flags]).to_dict()
+    for flag in ("truncated_attacker", "truncated_defender"):
+        columns.setdefault(flag, [False] * len(battles))
+    grammar = None
+    if judge.constrained_verdicts:
+        explanation = max(1, min(1000, judge.max_new_tokens - 8))
+        grammar = {"type": "regex", "value": verdict_regex(explanation)}
+
+    def request(vote: Vote, attempt: int) -> ChatRequest:
+        i = vote.battle
+        answers = (columns["response_attacker"][i], columns["response_defender"][i])
+        if vote.order == DEFENDER_FIRST:
+            answers = answers[::-1]
+        prompt = render_judge_prompt(columns["instruction"][i], *answers)
+        seed = vote_seed(judge, columns["battle_id"][i], vote.judge, vote.order, attempt)
+        temperature = judge.temperature
+        if attempt > 0 and temperature == 0:
+            temperature = judge.retry_temperature  # a greedy judge would repeat itself
+        params = SamplingParams(max_new_tokens=judge.max_new_tokens, temperature=temperature,
+                                seed=seed, grammar=grammar)
+        return ChatRequest.user(vote.judge, prompt, params)
+
+    outcomes: list[Parsed[Verdict]] = []
+    chunks = range(0, len(plan), CHUNK)
+    with generation_failures("judge"):
+        for number, start in enumerate(chunks, 1):
+            label = "judge" if len(chunks) == 1 else f"judge {number}/{len(chunks)}"
+            outcomes += generate_parsed(phase_input.pool, plan[start:start + CHUNK], request,
+                                        parse_verdict, max_attempts=judge.max_attempts,
+                                        desc=label)
+
+    rows = [_row(judge, vote, outcome, columns)
+            for vote, outcome in zip(plan, outcomes, strict=True)]
+    dataset = datasets.Dataset.from_list(rows, features=FEATURES)
+    votes = dataset.select_columns(["battle_id", "instruction_id", "attacker", "defender",
+                                    "judge", "order", "verdict", "winner", "attempts"]).to_dict()
+    tallies = tally_battles(votes)
+    experts = competitors(config.expert_names, votes)
+    ratings = compute_ratings(tallies, experts, config.select)
+    targets = choose_targets(tallies, ratings, config.select.alpha)
+    invalid = sum(row["winner"] == "invalid" for row in rows)
+    content = CardContent(
+        counts=[("battles", len(battles)), ("votes", len(rows)),
+                ("valid votes", len(rows) - invalid),
+                ("judged battles", sum(t.judged for t in tallies))],
+        sections=[
+            judges_section(votes, tallies, judge.both_orders),
+            ratings_section(tallies, ratings, experts, config.select),
+            win_rate_section(tallies, experts),
+            targets_section(targets, tallies, experts, config.select.alpha,
+                            config.select.keep_unjudged,
+                            note="As `select` would choose with this config's `select` "
+                                 "settings. "),
+        ],
+        experts=expert_records(phase_input),
+    )
+    return PhaseOutput(dataset=dataset, content=content)
+
+
+def _row(judge: JudgeConfig, vote: Vote, outcome: Parsed[Verdict],
+         columns: dict[str, Sequence[Any]]) -> dict[str, Any]:
+    i = vote.battle
+    result = outcome.result
+    return {
+        "battle_id": columns["battle_id"][i],
+        "instruction_id": columns["instruction_id"][i],
+        "attacker": columns["attacker"][i],
+        "defender": columns["defender"][i],
+        "judge": vote.judge,
+        "judge_model_id": result.model_id,
+        "judge_model_revision": result.model_revision,
+        "order": vote.order,
+        "order_seed": vote.order_seed,
+        "seed": vote_seed(judge, columns["battle_id"][i], vote.judge, vote.order,
+                          outcome.attempts - 1),
+        "verdict": outcome.value,
+        "winner": map_verdict(outcome.value, vote.order == ATTACKER_FIRST),
+        "judgement": result.text if result.ok else (result.error or ""),
+        "finish_reason": result.finish_reason,
+        "attempts": outcome.attempts,
+        "instruction": columns["instruction"][i],
+        "response_attacker": columns["response_attacker"][i],
+        "response_defender": columns["response_defender"][i],
+        "truncated_attacker": bool(columns["truncated_attacker"][i]),
+        "truncated_defender": bool(columns["truncated_defender"][i]),
+    }
