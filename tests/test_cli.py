@@ -65,9 +65,11 @@ def test_init_writes_a_valid_config_and_refuses_to_overwrite(tmp_path):
     assert again.exit_code != 0 and "--force" in again.output
 
 
-def test_evaluate_says_it_is_not_built():
-    result = CliRunner().invoke(cli.main, ["evaluate"])
-    assert result.exit_code != 0 and "not built yet" in result.output
+def test_evaluate_rejects_an_unknown_target(tmp_path):
+    path = tmp_path / "arena.yaml"
+    path.write_text(ARENA)
+    result = CliRunner().invoke(cli.main, ["evaluate", "-c", str(path), "no-such-expert"])
+    assert result.exit_code != 0 and "no-such-expert" in result.output
 
 
 def test_bad_config_is_reported_with_field(tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -200,11 +199,26 @@ def train(config_path: Path, dataset: str | None, resume: bool, push: bool) -> N
 
 @main.command()
 @CONFIG_OPTION
-def evaluate(config_path: Path) -> None:
-    """Evaluate a trained checkpoint (HumanEval/EvalPlus): not built yet."""
-    click.echo("evaluate: not built yet; use EvalPlus on the checkpoint (its chat template "
-               "reproduces the training format)", err=True)
-    sys.exit(2)
+@click.argument("target")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Evaluate only the first N HumanEval problems.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=512, show_default=True)
+@click.option("--out-dir", type=click.Path(path_type=Path), default=None,
+              help="Where the results and report go (default: beside the journal).")
+def evaluate(config_path: Path, target: str, limit: int | None, max_new_tokens: int,
+             out_dir: Path | None) -> None:
+    """HumanEval pass@1 (instruction mode, as EvalPlus) of TARGET: a checkpoint folder, a TGI
+    URL, or an expert of the config."""
+    from warriorcoder.evaluation import evaluate as run_evaluation
+
+    config = _load(config_path)
+    try:
+        report = run_evaluation(config, target, limit=limit, max_new_tokens=max_new_tokens,
+                                out_dir=out_dir)
+    except (ValueError, *_user_errors()) as error:
+        raise _fail(error) from None
+    click.echo(report.summary())
+    click.echo(f"report: {report.report_path}")
 
 
 if __name__ == "__main__":  # pragma: no cover
