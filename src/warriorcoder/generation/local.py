@@ -38,6 +38,11 @@ logger = logging.getLogger(__name__)
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
 
+_LOAD_LOCK = threading.RLock()
+"""One lock for every local model's loading: `from_pretrained` switches process-wide state
+(default dtype and device contexts), so two models loaded at once in two threads can come out
+with uninitialised weights (seen: NaN logits)."""
+
 
 def weight_files(expert: ExpertConfig) -> list[Path]:
     """The files whose bytes are the local model's weights."""
@@ -99,7 +104,7 @@ class LocalModel:
         self._revision: str | None = None
         self._model: Any = None
         self._tokenizer: Any = None
-        self._lock = threading.Lock()
+        self._lock = _LOAD_LOCK
 
     @property
     def revision(self) -> str:
