@@ -178,3 +178,15 @@ def test_configured_judges_restrict_who_rates(arena: SimArena, filtered) -> None
     for row in rows:
         judges = sorted(s["judge"] for s in row["difficulty_scores"])
         assert judges == sorted({"alpha", "beta"} - {row["expert"]})
+
+
+def test_constrained_scores_ask_for_a_grammar_that_fits_the_token_budget() -> None:
+    from warriorcoder.builders.filter import _Rating, difficulty_request
+    from warriorcoder.config import FilterConfig
+    from warriorcoder.scoring.difficulty import score_regex
+
+    item = _Rating(row_id="r1", judge="beta", instruction="Sort a list.")
+    plain = difficulty_request(item, 0, FilterConfig())
+    guided = difficulty_request(item, 0, FilterConfig(constrained_scores=True, max_new_tokens=64))
+    assert plain.params.grammar is None
+    assert guided.params.grammar == {"type": "regex", "value": score_regex(56)}

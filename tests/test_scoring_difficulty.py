@@ -7,6 +7,7 @@ from warriorcoder.scoring.difficulty import (
     difficulty_level,
     parse_difficulty,
     render_difficulty_prompt,
+    score_regex,
 )
 
 
@@ -74,3 +75,22 @@ def test_difficulty_level_bins(score, level):
 def test_difficulty_level_rejects_out_of_range(score):
     with pytest.raises(ValueError, match=r"in \[1, 10\]"):
         difficulty_level(score)
+
+
+@pytest.mark.parametrize(
+    ("reply", "score"),
+    [("Clear and specific.\nScore: 7", 7), ("x\nScore: 10", 10), ("Easy!\nScore: 1", 1)],
+)
+def test_every_guided_reply_parses(reply, score):
+    import regex
+
+    assert regex.fullmatch(score_regex(40), reply)
+    assert parse_difficulty(reply) == score
+
+
+@pytest.mark.parametrize("reply", ["Score: 3\nScore: 7", "a 5/10 task\nScore: 5", "x\nScore: 0",
+                                   "x\nScore: 11", "\nScore: 7"])
+def test_guided_regex_rules_out_ambiguous_replies(reply):
+    import regex
+
+    assert regex.fullmatch(score_regex(40), reply) is None

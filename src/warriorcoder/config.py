@@ -182,7 +182,8 @@ class MineConfig(_Section):
 
 class FilterConfig(_Section):
     near_dup_threshold: float = Field(default=0.7, gt=0, le=1)
-    """Estimated Jaccard similarity of word 5-gram shingles above which two rows are near dups."""
+    """Jaccard similarity of word-shingle sets (exact, for LSH candidates) from which two rows
+    are near duplicates."""
     minhash_permutations: int = Field(default=128, ge=16)
     shingle_size: int = Field(default=5, ge=1)
     decontaminate: bool = True
@@ -198,6 +199,9 @@ class FilterConfig(_Section):
     temperature: float = Field(default=0.0, ge=0)
     retry_temperature: float = Field(default=0.7, gt=0)
     """Temperature of a retried rating when `temperature` is 0 (greedy would repeat the reply)."""
+    constrained_scores: bool = False
+    """Guided decoding (TGI `grammar`, or the local backend's regex sampler): the rating must end
+    in a `Score: N` line, sized to fit in `max_new_tokens`."""
     seed: int = 0
 
 

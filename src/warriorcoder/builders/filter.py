@@ -32,6 +32,7 @@ from warriorcoder.scoring.difficulty import (
     difficulty_level,
     parse_difficulty,
     render_difficulty_prompt,
+    score_regex,
 )
 
 DIFFICULTY_FIGURE = "figures/difficulty.png"
@@ -87,10 +88,14 @@ def difficulty_request(item: _Rating, attempt: int, options: FilterConfig) -> Ch
     temperature = options.temperature
     if attempt > 0 and temperature == 0:
         temperature = options.retry_temperature  # a greedy judge would repeat itself
+    grammar = None
+    if options.constrained_scores:
+        grammar = {"type": "regex", "value": score_regex(max(options.max_new_tokens - 8, 1))}
     params = SamplingParams(
         max_new_tokens=options.max_new_tokens,
         temperature=temperature,
         seed=derive_seed(options.seed, "difficulty", item.row_id, item.judge, attempt),
+        grammar=grammar,
     )
     return ChatRequest.user(item.judge, render_difficulty_prompt(item.instruction), params)
 

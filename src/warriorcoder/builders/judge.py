@@ -4,8 +4,8 @@ Judges are the experts (of `judge.judges`, default all) that are neither the att
 defender. Each sees the paper's Table 7 prompt with the two answers, names withheld, in an
 order drawn per (battle, judge) from `judge.seed` (column `order_seed`); `both_orders` asks
 once per order. The verdict is parsed strictly; a reply without one is asked again with a new
-seed up to `max_attempts` times, then recorded `invalid`. `constrained_verdicts` asks TGI's
-guided decoding for a reply that must end in a verdict.
+seed up to `max_attempts` times, then recorded `invalid`. `constrained_verdicts` asks guided
+decoding (TGI's `grammar`, or the local backend's regex sampler) for a reply ending in a verdict.
 """
 
 from __future__ import annotations
@@ -133,13 +133,6 @@ def _check(config: ArenaConfig, battles: datasets.Dataset) -> None:
         )
     if len(battles) == 0:
         raise PhaseError("judge: the `battles` version has no rows; nothing to judge")
-    if config.judge.constrained_verdicts:
-        local = [e.name for e in config.experts if e.is_local]
-        if local:
-            raise PhaseError(
-                f"judge: constrained_verdicts needs TGI guided decoding, but {local} run "
-                "locally; set judge.constrained_verdicts: false or serve them with TGI"
-            )
 
 
 def build(phase_input: PhaseInput) -> PhaseOutput:

@@ -211,9 +211,7 @@ class LocalModel:
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
-        for request in requests:
-            if request.params.grammar is not None:
-                raise ValueError("the local backend does not support grammar-constrained decoding")
+        grammars = [_regex_of(request.params.grammar) for request in requests]
         tokenizer = self.tokenizer()
         model = self.model()
         rows = [_Row(r, self.prompt_of(r)) for r in requests]
@@ -240,6 +238,8 @@ class LocalModel:
             [r.params.temperature for r in requests],
             [r.params.top_p for r in requests],
             [r.params.seed for r in requests],
+            constraint=_RegexConstraint(grammars, tokenizer, batch["input_ids"].shape[1], eos_ids)
+            if any(grammars) else None,
         )
         with torch.inference_mode():
             output = model.generate(
@@ -292,16 +292,67 @@ def _eos_ids(tokenizer: Any, model: Any) -> list[int]:
     return ids
 
 
+def _regex_of(grammar: dict[str, Any] | None) -> Any:
+    """The compiled pattern of a TGI-style `{"type": "regex", "value": ...}` grammar."""
+    if grammar is None:
+        return None
+    if grammar.get("type") != "regex":
+        raise ValueError(
+            f"the local backend supports regex grammars only, not {grammar.get('type')!r}"
+        )
+    import regex
+
+    return regex.compile(grammar["value"])
+
+
+class _RegexConstraint:
+    """Guided decoding for regex grammars: a token is allowed when the text generated with it
+    can still grow into a full match (`regex`'s partial matching); EOS only after a full
+    match. Candidates are tried most likely first, so the cost is a few checks per token."""
+
+    max_checks = 4096
+
+    def __init__(self, patterns: list[Any], tokenizer: Any, prompt_len: int,
+                 eos_ids: list[int]) -> None:
+        self.patterns = patterns
+        self.tokenizer = tokenizer
+        self.prompt_len = prompt_len
+        self.eos_ids = set(eos_ids)
+
+    def choose(self, row: int, input_ids: Any, ranked: Any, limit: int | None = None
+               ) -> int | None:
+        """The first allowed token of `ranked` (token ids, best first); None: no constraint;
+        -1: none of them is allowed."""
+        pattern = self.patterns[row]
+        if pattern is None:
+            return None
+        generated = input_ids[row, self.prompt_len :].tolist()
+        if self.eos_ids.intersection(generated):
+            return None  # the row has finished; what follows is padding
+        complete = pattern.fullmatch(self.tokenizer.decode(generated)) is not None
+        for token in ranked[: limit or self.max_checks].tolist():
+            if token in self.eos_ids:
+                if complete:
+                    return token
+                continue
+            text = self.tokenizer.decode([*generated, token])
+            if pattern.fullmatch(text, partial=True) is not None:
+                return token
+        return -1
+
+
 class _PerRowSampler:
     """A logits processor that samples each row with its own generator (temperature, top-p)
     and leaves only the chosen token possible, so greedy decoding takes it."""
 
-    def __init__(self, temperatures: list[float], top_ps: list[float], seeds: list[int]) -> None:
+    def __init__(self, temperatures: list[float], top_ps: list[float], seeds: list[int],
+                 constraint: _RegexConstraint | None = None) -> None:
         import torch
 
         self.temperatures = temperatures
         self.top_ps = top_ps
         self.generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+        self.constraint = constraint
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
@@ -310,6 +361,9 @@ class _PerRowSampler:
         for row in range(scores.shape[0]):
             logits = scores[row].float()
             temperature = self.temperatures[row]
+            if self.constraint is not None and self.constraint.patterns[row] is not None:
+                chosen[row] = self._constrained(row, input_ids, logits, temperature)
+                continue
             if temperature <= 0:
                 chosen[row] = int(torch.argmax(logits))
                 continue
@@ -324,3 +378,25 @@ class _PerRowSampler:
         forced = torch.full_like(scores, float("-inf"))
         forced[torch.arange(scores.shape[0]), chosen] = 0.0
         return forced
+
+    def _constrained(self, row: int, input_ids: Any, logits: Any, temperature: float) -> int:
+        """The row's token under its regex: candidates ranked greedily, or for sampling in the
+        order of a weighted draw without replacement (so the first allowed one is a sample)."""
+        import torch
+
+        if temperature <= 0:
+            ranked = torch.argsort(logits, descending=True)
+        else:
+            probs = torch.softmax(logits / temperature, dim=-1)
+            draws = min(int((probs > 0).sum()), _RegexConstraint.max_checks)
+            ranked = torch.multinomial(probs, draws, replacement=False,
+                                       generator=self.generators[row])
+        token = self.constraint.choose(row, input_ids, ranked)
+        if token == -1:  # the likely tokens are all ruled out: try every token, best first
+            everything = torch.argsort(logits, descending=True)
+            token = self.constraint.choose(row, input_ids, everything, limit=len(everything))
+        if token is None:
+            return int(ranked[0])
+        if token == -1:  # nothing continues the match: stop; the reply is recorded as it is
+            return min(self.constraint.eos_ids)
+        return token

@@ -47,6 +47,18 @@ def render_difficulty_prompt(instruction: str) -> str:
     return head + instruction + tail
 
 
+def score_regex(max_explanation_chars: int = 400) -> str:
+    """A regex for guided decoding: a one-line explanation, then `Score: N` on its own line.
+
+    The explanation is one line without digits, so it cannot hold a second score; every match
+    parses with `parse_difficulty`. Give the request at least `max_explanation_chars + 8`
+    `max_new_tokens` so that it always reaches the score.
+    """
+    if max_explanation_chars < 1:
+        raise ValueError("max_explanation_chars must be at least 1")
+    return rf"[^\n0-9]{{1,{max_explanation_chars}}}\nScore: (10|[1-9])"
+
+
 # A line holding only a score statement: "Score: 7", "**Score:** 7/10", "Final score = 7 (Good)."
 _SCORE_LINE = re.compile(
     r"[\s*_#>-]*(?:final\s+)?(?:difficulty\s+)?score[\s*_]*[:=][\s*_]*(\d+(?:\.\d+)?)"
