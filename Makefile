@@ -30,8 +30,12 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 
+# The whole job on the embedded default: mine -> ... -> sft_final, SFT on it, HumanEval on 10 problems.
 demo: $(STAMP)
 	$(VENV)/bin/warriorcoder run --config examples/embedded.yaml
+	$(VENV)/bin/warriorcoder train --config examples/embedded.yaml --push
+	$(VENV)/bin/warriorcoder evaluate --config examples/embedded.yaml checkpoints/embedded/final \
+		--limit 10 --max-new-tokens 256
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -56,3 +56,18 @@ def test_smollm2_generates_in_batches_seeded_and_journaled(tmp_path: Path) -> No
         assert pool.usage()["smol"].requests == 2
         assert pool.run(requests, desc="cached") == results
         assert pool.usage()["smol"].cached == 2
+
+
+@pytest.mark.slow
+def test_packaged_gguf_becomes_a_loadable_folder_once(tmp_path: Path) -> None:
+    from transformers import AutoConfig
+
+    from warriorcoder.generation.local import loadable_model
+
+    folder = loadable_model("HuggingFaceTB/SmolLM2-135M-Instruct", tmp_path)
+    assert AutoConfig.from_pretrained(folder).model_type == "llama"
+    stamp = (Path(folder) / "config.json").stat().st_mtime_ns
+    assert loadable_model("HuggingFaceTB/SmolLM2-135M-Instruct", tmp_path) == folder
+    assert (Path(folder) / "config.json").stat().st_mtime_ns == stamp  # converted once
+    assert loadable_model("org/not-packaged", tmp_path) == "org/not-packaged"
+    assert loadable_model(str(tmp_path), tmp_path) == str(tmp_path)

@@ -400,3 +400,17 @@ class _PerRowSampler:
         if token == -1:  # nothing continues the match: stop; the reply is recorded as it is
             return min(self.constraint.eos_ids)
         return token
+
+
+def loadable_model(name_or_path: str, cache_root: Path) -> str:
+    """What `from_pretrained` can load for a model reference: a packaged GGUF model (an
+    `embedded:` name, or a Hub id with a packaged copy) becomes its plain safetensors copy,
+    converted once into `cache_root`; anything else is returned as transformers takes it."""
+    resolved = resolve_model(name_or_path)
+    if resolved.gguf_file is None:
+        return str(resolved.path) if resolved.path.exists() else name_or_path
+    expert = ExpertConfig(name="model", model_id=name_or_path, local=str(resolved.path),
+                          gguf_file=resolved.gguf_file)
+    model = LocalModel(expert, cache_root, batch_size=1)
+    model.model()
+    return str(model.copy_dir)

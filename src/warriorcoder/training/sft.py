@@ -31,6 +31,7 @@ import yaml
 from pydantic import ValidationError
 
 from warriorcoder.config import ArenaConfig, ConfigError, TrainConfig, load_config
+from warriorcoder.generation.local import loadable_model
 from warriorcoder.hub import HubError
 from warriorcoder.training.dataset import load_sft_dataset
 from warriorcoder.training.formatting import IGNORE_INDEX, PromptFormat, tokenize_dataset
@@ -166,7 +167,9 @@ def train_from_config(
     how = "pinned" if dataset or train.dataset else "the newest version in the hub store"
     _say(f"dataset {source} ({how}; {len(raw)} rows, from {source.location})")
 
-    tokenizer = AutoTokenizer.from_pretrained(train.base_model)
+    with args.main_process_first(desc="preparing the base model"):  # a GGUF converts once
+        base_model = loadable_model(train.base_model, config.generation.journal.parent / "models")
+    tokenizer = AutoTokenizer.from_pretrained(base_model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     with args.main_process_first(desc="tokenising sft_final"):
@@ -188,7 +191,7 @@ def train_from_config(
         if is_flash_attn_2_available():
             attention = "flash_attention_2"
     model = AutoModelForCausalLM.from_pretrained(
-        train.base_model,
+        base_model,
         dtype=torch.bfloat16 if args.bf16 else torch.float32,
         attn_implementation=attention,
     )
