@@ -276,12 +276,8 @@ class LocalHubStore(HubStore):
         return [self._ref(phase, f"v{number}") for number in numbers]
 
     def load(self, phase: str, version: str) -> datasets.Dataset:
-        ref = self.get(phase, version)
-        # datasets keys its cache of a local folder by the folder's name ("v1") and file mtimes,
-        # which collide across repos; a cache folder per (repo, version) cannot, and a version
-        # never changes, so its cache never goes stale.
-        cache_dir = self.root / ".cache" / ref.repo_id / ref.version
-        return datasets.load_dataset(ref.location, split=SPLIT, cache_dir=str(cache_dir))
+        # Exactly what the card's snippet runs; content-hashed shard names keep the cache apart.
+        return datasets.load_dataset(self.get(phase, version).location, split=SPLIT)
 
     def read_card(self, phase: str, version: str) -> str:
         return (Path(self.get(phase, version).location) / CARD_FILE).read_text(encoding="utf-8")

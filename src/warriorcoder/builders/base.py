@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,6 @@ class PhaseInput:
     rows: datasets.Dataset | None
     parent: VersionRef | None
     pool_factory: Callable[[], ExpertPool] | None = None
-    _pool: ExpertPool | None = field(default=None, init=False, repr=False)
 
     @cached_property
     def pool(self) -> ExpertPool:
