@@ -106,9 +106,11 @@ def run_phase(
     rows = store.load(parent.phase, parent.version) if parent is not None else None
     phase_input = PhaseInput(config=config, rows=rows, parent=parent,
                              pool_factory=(lambda: pool) if pool is not None else None)
-    output = (builder or builder_for(phase))(phase_input)
-    if "pool" in phase_input.__dict__ and pool is None:
-        phase_input.pool.close()
+    try:
+        output = (builder or builder_for(phase))(phase_input)
+    finally:
+        if "pool" in phase_input.__dict__ and pool is None:  # the pool this phase started
+            phase_input.pool.close()
 
     def render(ref: VersionRef) -> str:
         return render_dataset_card(phase=phase, ref=ref, parent=parent, config=config,
