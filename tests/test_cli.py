@@ -7,11 +7,11 @@ import pytest
 from click.testing import CliRunner
 
 from warriorcoder import cli
-from warriorcoder.builders import base
 from warriorcoder.builders.base import PhaseInput, PhaseOutput
 from warriorcoder.config import load_config
 from warriorcoder.dataset_cards import CardContent, card_lineage
 from warriorcoder.hub import HubStore
+from warriorcoder.phases import REGISTRY
 
 ARENA = """\
 hub: {root: hub, namespace: team, prefix: wc}
@@ -26,6 +26,7 @@ def fake_mine(phase_input: PhaseInput) -> PhaseOutput:
     """Rows that depend on the config, so a rebuild from a card can be compared."""
     n = phase_input.config.mine.samples_per_config
     rows = datasets.Dataset.from_dict({"id": [str(i) for i in range(n)],
+                                       "expert": ["a"] * n,
                                        "instruction": [f"task {i}" for i in range(n)]})
     return PhaseOutput(rows, CardContent(counts=[("mined", n)]))
 
@@ -40,8 +41,9 @@ def fake_filter(phase_input: PhaseInput) -> PhaseOutput:
 def arena(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "arena.yaml"
     path.write_text(ARENA)
-    fakes = {"mine": fake_mine, "filter": fake_filter}
-    monkeypatch.setattr(base, "builder_for", lambda phase: fakes[phase])
+    for phase, fake in {"mine": fake_mine, "filter": fake_filter}.items():
+        monkeypatch.setattr(REGISTRY[phase], "build", fake)
+        monkeypatch.setattr(REGISTRY[phase], "uses_experts", False)  # no server to ask
     return path
 
 
@@ -87,12 +89,22 @@ def test_phase_reads_pinned_parent_and_status_shows_lineage(arena):
     assert result.exit_code == 0 and "team/wc-filtered@v1" in result.output
 
     store = HubStore.from_config(load_config(arena).hub)
-    assert len(store.load("filter", "v1")) == 2  # read mined_raw v1 (3 rows), not v2 (5 rows)
-    assert card_lineage(store.read_card("filter", "v1"))["parent"]["version"] == "v1"
+    assert len(store.load("filtered", "v1")) == 2  # read mined_raw v1 (3 rows), not v2 (5 rows)
+    assert card_lineage(store.read_card("filtered", "v1"))["parent"]["version"] == "v1"
 
     status = invoke("status", "-c", str(arena)).output
     assert "team/wc-mined_raw: 2 versions" in status
     assert "parent=team/wc-mined_raw@v1" in status
+
+
+def test_a_parent_without_the_required_columns_is_named(arena):
+    invoke("mine", "-c", str(arena))
+    store = HubStore.from_config(load_config(arena).hub)
+    rows = datasets.Dataset.from_dict({"id": ["x"], "instruction": ["task"]})
+    store.publish("mined_raw", rows, lambda ref: "---\n---\nhand-made\n")
+    result = CliRunner().invoke(cli.main, ["filter", "-c", str(arena)])
+    assert result.exit_code == 1
+    assert "Error: filter: team/wc-mined_raw@v2 lacks column(s) expert" in result.output
 
 
 def test_missing_parent_says_what_to_run(arena):
@@ -108,4 +120,76 @@ def test_from_card_rebuilds_with_the_recorded_config(arena):
     result = invoke("mine", "-c", str(arena), "--from-card", "team/wc-mined_raw@v1")
     assert result.exit_code == 0, result.output
     store = HubStore.from_config(load_config(arena).hub)
-    assert store.load("mine", "v2")["instruction"] == store.load("mine", "v1")["instruction"]
+    assert store.load("mined_raw", "v2")["instruction"] == store.load("mined_raw", "v1")[
+        "instruction"]
+    assert "team/wc-mined_raw@v2" in result.output
+
+
+def test_from_card_rebuilds_into_the_hub_of_the_current_config(arena, tmp_path):
+    invoke("mine", "-c", str(arena))
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "arena.yaml").write_text(ARENA)
+    source = load_config(arena).hub.root / "team" / "wc-mined_raw"
+    (other / "hub" / "team").mkdir(parents=True)
+    import shutil
+
+    shutil.copytree(source, other / "hub" / "team" / "wc-mined_raw")  # the card's repo, copied
+    result = invoke("mine", "-c", str(other / "arena.yaml"), "--from-card",
+                    "team/wc-mined_raw@v1")
+    assert result.exit_code == 0, result.output
+    assert str(other / "hub") in result.output
+    assert [r.version for r in HubStore.from_config(load_config(arena).hub).versions(
+        "mined_raw")] == ["v1"]  # the first folder's hub is untouched
+
+
+def test_a_rerun_reuses_the_identical_version_and_force_publishes(arena):
+    first = invoke("mine", "-c", str(arena))
+    again = invoke("mine", "-c", str(arena))
+    assert "published team/wc-mined_raw@v1" in first.output
+    assert "reused team/wc-mined_raw@v1" in again.output
+    forced = invoke("mine", "-c", str(arena), "--force")
+    assert "published team/wc-mined_raw@v2" in forced.output
+    arena.write_text(ARENA.replace("samples_per_config: 3", "samples_per_config: 4"))
+    changed = invoke("mine", "-c", str(arena))
+    assert "published team/wc-mined_raw@v3" in changed.output  # another config, a new version
+
+
+def test_dry_run_plans_without_any_server(tmp_path):
+    path = tmp_path / "arena.yaml"
+    path.write_text(ARENA)
+    result = invoke("run", "-c", str(path), "--dry-run")
+    assert result.exit_code == 0, result.output
+    mine_row = next(line for line in result.output.splitlines() if line.startswith("| mine "))
+    calls = int(mine_row.split("|")[2])
+    assert calls == 2 * 9 * 3  # experts x sampling configs x samples_per_config
+    assert not (tmp_path / "hub").exists()
+
+
+TEMPLATE = ("{% for m in messages %}<|{{ m.role }}|>{{ m.content }}<|end|>{% endfor %}"
+            "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+
+
+def _down_arena(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "arena.yaml"
+    path.write_text(ARENA.replace('urls: ["http://127.0.0.1:9"]}', 'urls: ["http://127.0.0.1:9"]'
+                                  + extra + "}")
+                    + "generation: {max_retries: 0, timeout_s: 2}\n")
+    return path
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (", token_env: WARRIORCODER_TEST_UNSET_TOKEN", "WARRIORCODER_TEST_UNSET_TOKEN"),
+    (", chat_template: '" + TEMPLATE + "'", "127.0.0.1:9"),
+    (", tokenizer: no-such-org/no-such-tokenizer", "no-such-org/no-such-tokenizer"),
+])
+def test_runtime_mistakes_print_one_error_line(tmp_path, monkeypatch, extra, expected):
+    monkeypatch.delenv("WARRIORCODER_TEST_UNSET_TOKEN", raising=False)
+    path = _down_arena(tmp_path, extra)
+    result = CliRunner().invoke(cli.main, ["mine", "-c", str(path)])
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and expected in result.output, result.output
+    assert "Traceback" not in result.output
+    verbose = CliRunner().invoke(cli.main, ["-v", "mine", "-c", str(path)])
+    assert verbose.exit_code == 1 and "Traceback" in verbose.output

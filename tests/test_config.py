@@ -28,7 +28,7 @@ def test_paper_defaults():
     assert (train.global_batch_size, train.max_steps, train.learning_rate) == (512, 448, 1e-5)
     assert (train.weight_decay, train.warmup_ratio) == (3e-7, 0.2)
     assert config.experts[1].urls == ["http://127.0.0.1:8081"]
-    assert config.hub.repo_id("judge") == "local/warriorcoder-votes"
+    assert config.hub.repo_id("votes") == "local/warriorcoder-votes"
 
 
 def test_typo_names_field_and_line():

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.tgi_server import FakeModel, Faults, TGITestServer
 from warriorcoder.config import ExpertConfig, GenerationConfig
 from warriorcoder.generation import (
     ChatRequest,
@@ -30,7 +31,6 @@ from warriorcoder.generation import (
     SamplingParams,
 )
 from warriorcoder.generation.journal import Journal
-from warriorcoder.testing.tgi_server import FakeModel, Faults, TGITestServer
 
 STOP = ("<|im_end|>",)
 

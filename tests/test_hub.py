@@ -1,7 +1,7 @@
 """The hub store: versions that a downstream user loads with plain `datasets`, on both backends.
 
 The Hub backend runs the real `huggingface_hub` and `datasets` clients against the
-Hub-protocol test server in `warriorcoder.testing.hub_server`.
+Hub-protocol test server in `tests.support.hub_server`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ import huggingface_hub.constants as hub_constants
 import pytest
 from huggingface_hub import DatasetCard, HfApi
 
+from tests.support.hub_server import HubServer, hub_clients_at
 from warriorcoder.config import HubConfig
+from warriorcoder.errors import HubAuthError, SpecError, VersionNotFoundError
 from warriorcoder.hub import (
     HfHubStore,
     HubError,
@@ -31,11 +33,10 @@ from warriorcoder.hub import (
     VersionRef,
     parse_spec,
 )
-from warriorcoder.testing.hub_server import HubServer, hub_clients_at
 
 TOKEN = "hf_TESTtokenNeverInAnyFile0123456789"
 TOKEN_ENV = "WARRIORCODER_TEST_HUB_TOKEN"
-PHASE = "judge"
+PHASE = "votes"
 
 
 def make_card(parent: str) -> Callable[[VersionRef], str]:
@@ -191,13 +192,14 @@ def test_versions_latest_and_get(backend: Backend) -> None:
     assert store.get(PHASE, "v1") == refs[0]
     assert refs[0].spec() == f"{repo_id}@v1"
     assert parse_spec(refs[1].spec()) == (repo_id, "v2")
-    assert store.versions("filter") == []  # other phases are other repos
-    with pytest.raises(HubError, match=f"{repo_id} has no version v3.*known versions: v1, v2"):
+    assert store.versions("filtered") == []  # other datasets are other repos
+    with pytest.raises(VersionNotFoundError,
+                       match=f"{repo_id} has no version v3.*known versions: v1, v2"):
         store.get(PHASE, "v3")
-    with pytest.raises(HubError, match="not a version name"):
+    with pytest.raises(SpecError, match="not a version name"):
         store.get(PHASE, "2")
-    with pytest.raises(HubError, match="unknown phase 'votes'"):
-        store.versions("votes")
+    with pytest.raises(HubError, match="not a dataset name"):
+        store.versions("../votes")
 
 
 def test_each_version_holds_only_its_own_files(backend: Backend) -> None:
@@ -304,7 +306,7 @@ def test_local_publishes_from_two_processes_get_distinct_versions(
         store = HubStore.from_config(HubConfig(root={str(tmp_path)!r}, namespace="n"))
         for i in range(3):
             rows = datasets.Dataset.from_dict({{"who": [sys.argv[1]], "i": [i]}})
-            store.publish("mine", rows, lambda ref: f"---\\n---\\nversion {{ref.version}}\\n")
+            store.publish("mined_raw", rows, lambda ref: f"---\\n---\\nversion {{ref.version}}\\n")
         """
     )
     env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "cache")}
@@ -314,12 +316,12 @@ def test_local_publishes_from_two_processes_get_distinct_versions(
     assert [proc.wait(timeout=120) for proc in procs] == [0, 0]
 
     store = HubStore.from_config(HubConfig(root=tmp_path, namespace="n"))
-    refs = store.versions("mine")
+    refs = store.versions("mined_raw")
     assert [ref.version for ref in refs] == [f"v{n}" for n in range(1, 7)]
     seen = set()
     for ref in refs:
-        assert store.read_card("mine", ref.version).strip().endswith(f"version {ref.version}")
-        loaded = store.load("mine", ref.version)
+        assert store.read_card("mined_raw", ref.version).strip().endswith(f"version {ref.version}")
+        loaded = store.load("mined_raw", ref.version)
         seen.add((loaded["who"][0], loaded["i"][0]))
     assert seen == {(who, i) for who in "ab" for i in range(3)}
 
@@ -392,9 +394,67 @@ def test_same_version_of_two_repos_loads_its_own_rows_from_folders(tmp_path: Pat
     """`datasets` caches a local folder by its name and `configs:`; v1 of two repos must not
     share that cache (same row count and columns, as in a real pipeline)."""
     store = LocalHubStore(HubConfig(root=tmp_path / "hub"))
-    first = store.publish("mine", rows("first"), make_card("none"))
-    second = store.publish("filter", rows("second"), make_card(first.spec()))
+    first = store.publish("mined_raw", rows("first"), make_card("none"))
+    second = store.publish("filtered", rows("second"), make_card(first.spec()))
     assert first.version == second.version == "v1"
     for ref, tag in ((first, "first"), (second, "second")):
         loaded_rows = datasets.load_dataset(ref.location, split="train")  # the card's snippet
         assert loaded_rows["instruction"] == instructions(tag)
+
+
+def test_a_refused_token_says_what_to_do(
+    hub_server: HubServer, tmp_path: Path, isolated_caches: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(TOKEN_ENV)  # no token: the server refuses to write
+    with hub_clients_at(hub_server.url):
+        store = hf_backend(hub_server, tmp_path, isolated_caches).store
+        with pytest.raises(HubAuthError) as error:
+            store.publish(PHASE, rows("x"), make_card("none"))
+    message = str(error.value)
+    assert "HTTP 401" in message and "hub.token_env" in message and TOKEN not in message
+
+
+def test_checkpoints_are_numbered_versions_of_the_model_repo_on_both_backends(
+    backend: Backend, tmp_path: Path
+) -> None:
+    from warriorcoder.training.publish import publish_checkpoint
+
+    checkpoint = tmp_path / "final"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text("{}")
+    (checkpoint / "README.md").write_text("---\nlicense: apache-2.0\n---\n# model card\n")
+    first = publish_checkpoint(checkpoint, backend.store.hub)
+    (checkpoint / "config.json").write_text('{"step": 2}')
+    second = publish_checkpoint(checkpoint, backend.store.hub)
+    assert (first.version, second.version) == ("v1", "v2")
+    assert first.repo_id == backend.store.hub.repo_id("model")
+    assert [ref.version for ref in backend.store.versions("model")] == ["v1", "v2"]
+    assert "# model card" in backend.store.read_card("model", "v2")
+    if backend.name == "hf":
+        api = HfApi(endpoint=backend.server.url)
+        config = api.hf_hub_download(first.repo_id, "config.json", revision="v1")
+        assert Path(config).read_text() == "{}"  # v1 kept its own files
+
+
+def test_a_rerun_reuses_the_version_on_both_backends(backend: Backend, monkeypatch) -> None:
+    from warriorcoder.builders.base import PhaseOutput
+    from warriorcoder.config import ArenaConfig
+    from warriorcoder.dataset_cards import CardContent
+    from warriorcoder.phases import REGISTRY
+    from warriorcoder.runner import run_phase
+
+    def fake_mine(phase_input):
+        data = {"id": ["1"], "expert": ["a"], "instruction": ["x"]}
+        return PhaseOutput(datasets.Dataset.from_dict(data), CardContent(counts=[("mined", 1)]))
+
+    monkeypatch.setattr(REGISTRY["mine"], "build", fake_mine)
+    monkeypatch.setattr(REGISTRY["mine"], "uses_experts", False)
+    config = ArenaConfig.model_validate({
+        "hub": backend.store.hub.model_dump(),
+        "experts": [{"name": "a", "model_id": "a", "urls": ["http://127.0.0.1:9"]},
+                    {"name": "b", "model_id": "b", "urls": ["http://127.0.0.1:9"]}],
+    })
+    first = run_phase("mine", config, store=backend.store)
+    again = run_phase("mine", config, store=backend.store)
+    assert not first.reused and again.reused and again == first
+    assert [ref.version for ref in backend.store.versions("mined_raw")] == ["v1"]

@@ -15,7 +15,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from warriorcoder.testing.hub_server import HubServer, hub_clients_at
+from tests.support.hub_server import HubServer, hub_clients_at
 
 TOKEN = "hf_protocol_test_token"
 REPO = "org/data"

@@ -7,16 +7,17 @@ from pathlib import Path
 import pytest
 import regex
 
+from tests.support.tiny_models import build_tiny_llama
 from warriorcoder.config import ExpertConfig, GenerationConfig
+from warriorcoder.errors import UnsupportedFeatureError
 from warriorcoder.generation import (
     CompletionRequest,
     ExpertPool,
-    GenerationFailed,
     SamplingParams,
 )
+from warriorcoder.generation.journal import Journal
 from warriorcoder.scoring.difficulty import parse_difficulty, score_regex
 from warriorcoder.scoring.verdicts import parse_verdict, verdict_regex
-from warriorcoder.training.tiny import build_tiny_llama
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +45,12 @@ def test_replies_match_the_grammar_and_parse(tiny_model: Path, tmp_path: Path, t
     assert all(parse_verdict(t) is not None for t in texts[1::2])
 
 
-def test_unsupported_grammar_is_a_clear_error(tiny_model: Path, tmp_path: Path):
+def test_unsupported_grammar_is_a_clear_error_before_anything_runs(tiny_model: Path,
+                                                                  tmp_path: Path):
     expert = ExpertConfig(name="tiny", model_id="tiny-llama", local=str(tiny_model))
     request = CompletionRequest("tiny", "x", SamplingParams(
         max_new_tokens=4, grammar={"type": "json", "value": {"type": "object"}}))
     with (ExpertPool([expert], GenerationConfig(journal=tmp_path / "j.sqlite")) as pool,
-          pytest.raises(GenerationFailed, match="regex grammars only")):
+          pytest.raises(UnsupportedFeatureError, match="regex grammars only")):
         pool.run([request], desc="guided")
+    assert Journal(tmp_path / "j.sqlite").counts() == {"ok": 0, "failed": 0}, "nothing ran"

@@ -7,13 +7,15 @@ from collections import Counter
 import pytest
 from huggingface_hub import DatasetCard
 
-from warriorcoder.builders.base import PhaseError, run_phase
-from warriorcoder.testing.sim_battles import (
+from tests.support.sim_battles import (
     BattleSim,
     battle_arena,
     compressed_rows,
     publish_parent,
 )
+from warriorcoder.errors import InputDatasetError
+from warriorcoder.generation import GenerationFailed
+from warriorcoder.runner import run_phase
 
 NAMES = ["e0", "e1", "e2", "e3", "e4"]
 STRENGTHS = dict(zip(NAMES, [0.9, 0.7, 0.5, 0.3, 0.1], strict=True))
@@ -34,7 +36,7 @@ def arena(tmp_path_factory):
 
 def test_every_instruction_meets_distinct_defenders_with_fair_turns(arena) -> None:
     arena, ref = arena
-    rows = arena.store.load("battle", ref.version).to_list()
+    rows = arena.store.load("battles", ref.version).to_list()
     assert len(rows) == 120
     by_instruction: dict[str, list[dict]] = {}
     for row in rows:
@@ -51,7 +53,7 @@ def test_every_instruction_meets_distinct_defenders_with_fair_turns(arena) -> No
 
 def test_each_side_answers_through_its_own_expert_once_per_instruction(arena) -> None:
     arena, ref = arena
-    rows = arena.store.load("battle", ref.version).to_list()
+    rows = arena.store.load("battles", ref.version).to_list()
     for row in rows:
         assert arena.sim.author_of(row["response_attacker"]) == row["attacker"]
         assert arena.sim.author_of(row["response_defender"]) == row["defender"]
@@ -63,7 +65,7 @@ def test_each_side_answers_through_its_own_expert_once_per_instruction(arena) ->
 
 def test_length_cut_answers_are_kept_and_flagged(arena) -> None:
     arena, ref = arena
-    rows = arena.store.load("battle", ref.version).to_list()
+    rows = arena.store.load("battles", ref.version).to_list()
     flagged = 0
     for row in rows:
         for side in ("attacker", "defender"):
@@ -76,15 +78,15 @@ def test_length_cut_answers_are_kept_and_flagged(arena) -> None:
 
 def test_card_records_the_schedule_and_a_rerun_sends_nothing(arena) -> None:
     arena, ref = arena
-    card = DatasetCard(arena.store.read_card("battle", ref.version))
+    card = DatasetCard(arena.store.read_card("battles", ref.version))
     assert "## Defender schedule" in card.text
     assert "`battle.seed` = 0" in card.text
     assert "every expert's defences equal its attacks within one" in card.text
     calls = sum(arena.sim.answer_calls.values())
     again = run_phase("battle", arena.config, store=arena.store)
     assert sum(arena.sim.answer_calls.values()) == calls  # all from the journal
-    assert arena.store.load("battle", again.version).to_list() == \
-        arena.store.load("battle", ref.version).to_list()
+    assert arena.store.load("battles", again.version).to_list() == \
+        arena.store.load("battles", ref.version).to_list()
 
 
 def test_an_impossible_balance_is_reported_not_hidden(tmp_path) -> None:
@@ -93,7 +95,7 @@ def test_an_impossible_balance_is_reported_not_hidden(tmp_path) -> None:
         miners = ["e0"] * 12 + ["e1", "e2", "e3", "e4"] * 2
         publish_parent(arena.store, "compress", compressed_rows(miners))
         ref = run_phase("battle", arena.config, store=arena.store)
-        card = arena.store.read_card("battle", ref.version)
+        card = arena.store.read_card("battles", ref.version)
     assert "Deviation from equal attack and defence turns" in card
     assert "`e0` mined 12 of 20 instructions" in card
 
@@ -101,7 +103,7 @@ def test_an_impossible_balance_is_reported_not_hidden(tmp_path) -> None:
 def test_rows_mined_by_an_unknown_expert_are_named(tmp_path) -> None:
     with battle_arena(tmp_path, BattleSim(STRENGTHS)) as arena:
         publish_parent(arena.store, "compress", compressed_rows(["e0", "e1", "zoe"]))
-        with pytest.raises(PhaseError, match=r"row 'ins00002' was mined by 'zoe'"):
+        with pytest.raises(InputDatasetError, match=r"row 'ins00002' was mined by 'zoe'"):
             run_phase("battle", arena.config, store=arena.store)
 
 
@@ -111,13 +113,13 @@ def test_an_expert_that_stays_down_fails_the_phase_and_a_rerun_resumes(tmp_path)
                                                  "backoff_max_s": 0.01}) as arena:
         publish_parent(arena.store, "compress", compressed_rows(NAMES * 4))
         arena.server.set_down("e4")
-        with pytest.raises(PhaseError, match="battle: .*calls failed"):
+        with pytest.raises(GenerationFailed, match="calls failed"):
             run_phase("battle", arena.config, store=arena.store)
-        assert arena.store.latest("battle") is None
+        assert arena.store.latest("battles") is None
         answered = sum(arena.sim.answer_calls.values())
         arena.server.set_down("e4", down=False)
         ref = run_phase("battle", arena.config, store=arena.store)
-        rows = arena.store.load("battle", ref.version).to_list()
+        rows = arena.store.load("battles", ref.version).to_list()
     # only e4's answers were missing: e4 attacks 4 times and defends 4 times
     assert sum(arena.sim.answer_calls.values()) - answered == arena.sim.answer_calls["e4"] == 8
     assert len(rows) == 20

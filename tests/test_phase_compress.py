@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 from huggingface_hub import DatasetCard
 
+from tests.support.sim_instructions import instruction_text, sim_config
 from warriorcoder.builders import compress
-from warriorcoder.builders.base import PhaseError, PhaseInput, run_phase
 from warriorcoder.builders.compress import RADIUS_FIGURE, embed_instructions, embedding_devices
 from warriorcoder.config import ArenaConfig
+from warriorcoder.errors import InputDatasetError
 from warriorcoder.hub import HubStore
+from warriorcoder.runner import run_phase
 from warriorcoder.scoring.kcenter import first_center
-from warriorcoder.testing.sim_instructions import instruction_text, sim_config
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DUPLICATED = (3, 7, 11)
@@ -49,7 +50,8 @@ def parent(tmp_path_factory: pytest.TempPathFactory):
     config = _config(root, size=8)
     store = HubStore.from_config(config.hub)
     dataset = datasets.Dataset.from_list(_parent_rows())
-    ref = store.publish("filter", dataset, lambda ref: "---\npretty_name: parent\n---\n# parent\n")
+    ref = store.publish("filtered", dataset,
+                        lambda ref: "---\npretty_name: parent\n---\n# parent\n")
     return root, store, ref, dataset
 
 
@@ -75,7 +77,7 @@ def test_selection_is_farthest_first_over_the_embeddings(parent, embeddings) -> 
     root, store, _, dataset = parent
     config = _config(root, size=8)
     ref = run_phase("compress", config, store=store)
-    rows = store.load("compress", ref.version)
+    rows = store.load("compressed", ref.version)
     first = first_center(len(dataset), config.compress.seed)
     expected = _reference_selection(embeddings, 8, first)
     assert rows["id"] == [dataset[i]["id"] for i in expected]
@@ -93,7 +95,7 @@ def test_selection_is_farthest_first_over_the_embeddings(parent, embeddings) -> 
 def test_asking_for_more_than_there_is_takes_each_distinct_row_once(parent) -> None:
     root, store, _, dataset = parent
     ref = run_phase("compress", _config(root, size=1000), store=store)
-    rows = store.load("compress", ref.version)
+    rows = store.load("compressed", ref.version)
     assert len(rows) == len(dataset) - len(DUPLICATED)
     assert len(set(rows["instruction"])) == len(rows)
     card = (Path(ref.location) / "README.md").read_text()
@@ -114,26 +116,25 @@ def test_card_records_first_center_parent_and_radius_curve(parent, tmp_path: Pat
     assert f"row {first} of the parent, id `{dataset[first]['id']}`" in card.text
     assert {e["name"] for e in lineage["experts"]} == {"alpha", "beta", "gamma"}
     loaded = datasets.load_dataset(str(folder), split="train", cache_dir=str(tmp_path))
-    assert loaded["id"] == store.load("compress", ref.version)["id"]
+    assert loaded["id"] == store.load("compressed", ref.version)["id"]
 
 
 def test_same_seed_same_selection_and_the_seed_picks_the_start(parent) -> None:
     root, store, _, dataset = parent
     config = _config(root, size=6)
-    a = store.load("compress", run_phase("compress", config, store=store).version)
-    b = store.load("compress", run_phase("compress", config, store=store).version)
+    a = store.load("compressed", run_phase("compress", config, store=store).version)
+    b = store.load("compressed", run_phase("compress", config, store=store).version)
     assert a["id"] == b["id"]
     for seed in (4,):
         config.compress.seed = seed
-        c = store.load("compress", run_phase("compress", config, store=store).version)
+        c = store.load("compressed", run_phase("compress", config, store=store).version)
         assert c["id"][0] == dataset[first_center(len(dataset), seed)]["id"]
 
 
 def test_empty_parent_is_a_clear_error(tmp_path: Path) -> None:
     empty = datasets.Dataset.from_list(_parent_rows()).select([])
-    phase_input = PhaseInput(config=_config(tmp_path, size=4), rows=empty, parent=None)
-    with pytest.raises(PhaseError, match="no rows to compress"):
-        compress.build(phase_input)
+    with pytest.raises(InputDatasetError, match="compress: local/wc-filtered@v1 has no rows"):
+        compress.PHASE.check_columns(empty, "local/wc-filtered@v1")
 
 
 def test_devices_are_every_gpu_when_several(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,10 +8,7 @@ import datasets
 import pytest
 from huggingface_hub import DatasetCard
 
-from warriorcoder.builders.base import run_phase
-from warriorcoder.builders.filter import DIFFICULTY_FIGURE, spearman
-from warriorcoder.hub import HubStore
-from warriorcoder.testing.sim_instructions import (
+from tests.support.sim_instructions import (
     CONTAMINATED,
     FLAKY,
     ONE_JUDGE_INVALID,
@@ -19,6 +16,9 @@ from warriorcoder.testing.sim_instructions import (
     judge_offset,
     sim_arena,
 )
+from warriorcoder.builders.filter import DIFFICULTY_FIGURE, spearman
+from warriorcoder.hub import HubStore
+from warriorcoder.runner import run_phase
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def filtered(arena: SimArena):
     store = HubStore.from_config(arena.config.hub)
     mined = run_phase("mine", arena.config, store=store)
     ref = run_phase("filter", arena.config, store=store)
-    return store, mined, ref, store.load("filter", ref.version)
+    return store, mined, ref, store.load("filtered", ref.version)
 
 
 def _counts(ref) -> dict[str, int]:
@@ -106,7 +106,7 @@ def test_judges_are_the_other_experts_and_scores_are_theirs(arena: SimArena, fil
 def test_unparsable_replies_are_retried_then_recorded_invalid(arena: SimArena, filtered) -> None:
     _, mined_ref, _, rows = filtered
     store = HubStore.from_config(arena.config.hub)
-    mined = store.load("mine", mined_ref.version)
+    mined = store.load("mined_raw", mined_ref.version)
     kind_of = {row["id"]: arena.sim.kind_of(row["expert"], row["seed"]) for row in mined}
     flaky = [r for r in rows if kind_of[r["id"]] == FLAKY]
     invalid = [r for r in rows if kind_of[r["id"]] == ONE_JUDGE_INVALID]
@@ -143,7 +143,7 @@ def test_rerun_sends_no_new_calls(arena: SimArena, filtered) -> None:
     before = arena.served()
     again = run_phase("filter", arena.config, store=store)
     assert arena.served() == before
-    assert store.load("filter", again.version).to_list() == rows.to_list()
+    assert store.load("filtered", again.version).to_list() == rows.to_list()
 
 
 def test_kept_contaminated_rows_are_flagged_and_rated(arena: SimArena, filtered) -> None:
@@ -151,7 +151,7 @@ def test_kept_contaminated_rows_are_flagged_and_rated(arena: SimArena, filtered)
     config = arena.config.model_copy(deep=True)
     config.filter.drop_contaminated = False
     ref = run_phase("filter", config, store=store)
-    kept = store.load("filter", ref.version)
+    kept = store.load("filtered", ref.version)
     flagged = [row for row in kept if row["contaminated"]]
     assert len(flagged) == arena.sim.planted.contaminated
     assert all(row["contamination"]["benchmark"] == "HumanEval" for row in flagged)
@@ -172,7 +172,7 @@ def test_configured_judges_restrict_who_rates(arena: SimArena, filtered) -> None
     config = arena.config.model_copy(deep=True)
     config.filter.judges = ["alpha", "beta"]
     before = arena.served()
-    rows = store.load("filter", run_phase("filter", config, store=store).version)
+    rows = store.load("filtered", run_phase("filter", config, store=store).version)
     # Every (instruction, judge, attempt) asked here was asked before: the journal answers.
     assert arena.served() == before
     for row in rows:

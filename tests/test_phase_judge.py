@@ -8,16 +8,17 @@ from collections import Counter
 
 import pytest
 
-from warriorcoder.builders.base import PhaseError, run_phase
-from warriorcoder.builders.judge import vote_seed
-from warriorcoder.builders.ratings import ATTACKER_FIRST
-from warriorcoder.scoring.verdicts import render_judge_prompt
-from warriorcoder.testing.sim_battles import (
+from tests.support.sim_battles import (
     BattleSim,
     battle_arena,
     compressed_rows,
     publish_parent,
 )
+from warriorcoder.builders.base import PhaseError
+from warriorcoder.builders.judge import vote_seed
+from warriorcoder.builders.ratings import ATTACKER_FIRST
+from warriorcoder.runner import run_phase
+from warriorcoder.scoring.verdicts import render_judge_prompt
 
 NAMES = ["e0", "e1", "e2", "e3", "e4"]
 STRENGTHS = dict(zip(NAMES, [0.9, 0.7, 0.5, 0.3, 0.1], strict=True))
@@ -54,8 +55,8 @@ def judged(tmp_path_factory):
 
 def test_no_judge_judges_its_own_battle_and_every_other_expert_does(judged) -> None:
     arena, battles_ref, votes_ref = judged
-    votes = arena.store.load("judge", votes_ref.version).to_list()
-    battles = arena.store.load("battle", battles_ref.version).to_list()
+    votes = arena.store.load("votes", votes_ref.version).to_list()
+    battles = arena.store.load("battles", battles_ref.version).to_list()
     judges: dict[str, set[str]] = {}
     for vote in votes:
         assert vote["judge"] not in (vote["attacker"], vote["defender"])
@@ -71,7 +72,7 @@ def test_no_judge_judges_its_own_battle_and_every_other_expert_does(judged) -> N
 
 def test_verdicts_are_the_judges_own_and_map_back_to_the_sides(judged) -> None:
     arena, _, votes_ref = judged
-    votes = arena.store.load("judge", votes_ref.version).to_list()
+    votes = arena.store.load("votes", votes_ref.version).to_list()
     sim, max_attempts = arena.sim, arena.config.judge.max_attempts
     for vote in votes:
         answers = (vote["response_attacker"], vote["response_defender"])
@@ -99,7 +100,7 @@ def test_verdicts_are_the_judges_own_and_map_back_to_the_sides(judged) -> None:
 
 def test_card_recovers_the_strength_order_and_the_planted_bias(judged) -> None:
     arena, _, votes_ref = judged
-    card = arena.store.read_card("judge", votes_ref.version)
+    card = arena.store.read_card("votes", votes_ref.version)
     ratings = card_table(card, "expert")
     assert [row["expert"] for row in ratings] == NAMES  # sorted by the eq. 5 rating
     for method in ("permutation Elo", "Bradley-Terry"):
@@ -113,9 +114,14 @@ def test_card_recovers_the_strength_order_and_the_planted_bias(judged) -> None:
     assert abs(share - BIAS) < 0.04
     for name in set(NAMES) - {BIASED}:
         assert abs(float(judges[name]["first-shown share"].split()[0]) - 0.5) < 0.07
+    # flagged by the binomial test and, under the default policy, weighed 2 x (1 - 0.8) = 0.4
+    assert judges[BIASED]["biased"] == "**yes**"
+    assert float(judges[BIASED]["vote weight"]) == pytest.approx(2 * (1 - BIAS), abs=0.08)
+    assert all(judges[name]["biased"] == "no" and judges[name]["vote weight"] == "1.000"
+               for name in set(NAMES) - {BIASED})
     assert "Fleiss' kappa" in card
     assert "![Win rates](figures/win_rate.png)" in card
-    png = (arena.store.get("judge", votes_ref.version).location + "/figures/win_rate.png")
+    png = (arena.store.get("votes", votes_ref.version).location + "/figures/win_rate.png")
     with open(png, "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
 
@@ -125,8 +131,8 @@ def test_rerun_is_served_from_the_journal(judged) -> None:
     calls = sum(arena.sim.judge_calls.values())
     again = run_phase("judge", arena.config, store=arena.store)
     assert sum(arena.sim.judge_calls.values()) == calls
-    assert arena.store.load("judge", again.version).to_list() == \
-        arena.store.load("judge", votes_ref.version).to_list()
+    assert arena.store.load("votes", again.version).to_list() == \
+        arena.store.load("votes", votes_ref.version).to_list()
 
 
 def test_both_orders_and_constrained_verdicts(tmp_path) -> None:
@@ -136,8 +142,8 @@ def test_both_orders_and_constrained_verdicts(tmp_path) -> None:
         publish_parent(arena.store, "compress", compressed_rows(NAMES * 8))
         run_phase("battle", arena.config, store=arena.store)
         ref = run_phase("judge", arena.config, store=arena.store)
-        votes = arena.store.load("judge", ref.version).to_list()
-        card = arena.store.read_card("judge", ref.version)
+        votes = arena.store.load("votes", ref.version).to_list()
+        card = arena.store.read_card("votes", ref.version)
     pairs = Counter((v["battle_id"], v["judge"]) for v in votes)
     assert set(pairs.values()) == {2}
     orders = {(v["battle_id"], v["judge"], v["order"]) for v in votes}

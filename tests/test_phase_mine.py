@@ -9,11 +9,11 @@ import datasets
 import pytest
 from huggingface_hub import DatasetCard
 
-from warriorcoder.builders.base import run_phase
+from tests.support.sim_instructions import EMPTY, TRUNCATED, SimArena, sim_arena
 from warriorcoder.builders.common import stable_id
 from warriorcoder.builders.mine import extract_instruction, mining_slots
 from warriorcoder.hub import HubStore
-from warriorcoder.testing.sim_instructions import EMPTY, TRUNCATED, SimArena, sim_arena
+from warriorcoder.runner import run_phase
 
 STOP = "<|im_end|>"
 
@@ -28,7 +28,7 @@ def arena(tmp_path_factory: pytest.TempPathFactory):
 def mined(arena: SimArena):
     store = HubStore.from_config(arena.config.hub)
     ref = run_phase("mine", arena.config, store=store)
-    return store, ref, store.load("mine", ref.version)
+    return store, ref, store.load("mined_raw", ref.version)
 
 
 def test_every_sampling_config_is_asked_with_its_own_seed(arena: SimArena, mined) -> None:
@@ -107,5 +107,8 @@ def test_rerun_sends_no_new_calls_and_gives_the_same_rows(arena: SimArena, mined
     before = arena.served()
     again = run_phase("mine", arena.config, store=store)
     assert arena.served() == before
-    assert again.version != ref.version
-    assert store.load("mine", again.version).to_list() == rows.to_list()
+    assert again.reused and again.version == ref.version  # nothing new to publish
+    forced = run_phase("mine", arena.config, store=store, force=True)
+    assert arena.served() == before  # the journal answers every call of the rebuild
+    assert forced.version != ref.version and not forced.reused
+    assert store.load("mined_raw", forced.version).to_list() == rows.to_list()

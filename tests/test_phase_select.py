@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from huggingface_hub import DatasetCard
 
-from warriorcoder.builders.base import run_phase
+from tests.support.sim_battles import publish_parent
 from warriorcoder.builders.judge import FEATURES
 from warriorcoder.config import ArenaConfig
 from warriorcoder.hub import HubStore
+from warriorcoder.runner import run_phase
 from warriorcoder.scoring.elo import bradley_terry, expected_score, online_elo
-from warriorcoder.testing.sim_battles import publish_parent
 
 EXPERTS = ["s1", "s2", "s3", "s4", "s5"]  # s1 strongest, by the background battles
 
@@ -34,6 +34,7 @@ def _vote(battle_id: str, instruction_id: str, attacker: str, defender: str, jud
         "response_attacker": f"{attacker}'s answer to {instruction_id}",
         "response_defender": f"{defender}'s answer to {instruction_id}",
         "truncated_attacker": False, "truncated_defender": attacker == "s4",
+        "reasked": False,
     }
 
 
@@ -57,6 +58,7 @@ def votes_rows() -> list[dict]:
                 else:
                     rows += _battle(iid, weak, strong, ["defender"] * 3)
     rows += _battle("split", "s5", "s1", ["attacker", "attacker", "defender"])  # 2-1 for s5
+    rows += _battle("close", "s2", "s1", ["attacker", "attacker", "defender"])  # 2-1, ~80 apart
     rows += _battle("unjudged", "s2", "s4", ["invalid"] * 3)
     rows += _battle("multi", "s3", "s1", ["attacker", "defender", "tie"])
     rows += _battle("multi", "s3", "s5", ["attacker", "attacker", "attacker"])
@@ -75,11 +77,11 @@ def _config(root: Path, **select: object) -> ArenaConfig:
 def _select(root: Path, **select: object) -> tuple[dict[str, dict], str, ArenaConfig]:
     config = _config(root, **select)
     store = HubStore.from_config(config.hub)
-    if not store.versions("judge"):
+    if not store.versions("votes"):
         publish_parent(store, "judge", votes_rows(), FEATURES)
     ref = run_phase("select", config, store=store)
-    rows = {row["id"]: row for row in store.load("select", ref.version).to_list()}
-    return rows, store.read_card("select", ref.version), config
+    rows = {row["id"]: row for row in store.load("sft_final", ref.version).to_list()}
+    return rows, store.read_card("sft_final", ref.version), config
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +125,11 @@ def test_every_candidate_score_is_eq5_of_its_battles(selected) -> None:
     assert candidates["s3"]["elo_expected"] == pytest.approx(s3_expected)
     assert candidates["s1"]["local_score"] == pytest.approx(1.5 / 3)
     for row in rows.values():
-        best = max(row["candidates"], key=lambda c: c["final_score"])
+        top = max(row["candidates"], key=lambda c: c["final_score"])
+        complete = [c for c in row["candidates"] if not c["truncated"]] or row["candidates"]
+        best = max(complete, key=lambda c: c["final_score"])
         assert row["winner"] == best["expert"]
+        assert row["skipped_truncated"] == (top["expert"] != best["expert"])
         for c in row["candidates"]:
             assert c["final_score"] == pytest.approx(
                 alpha * c["elo_expected"] + (1 - alpha) * c["local_score"])
@@ -174,3 +179,37 @@ def test_the_configured_rating_feeds_eq5(tmp_path) -> None:
     ratings = {c["expert"]: c["rating"] for row in rows.values() for c in row["candidates"]}
     assert ratings == pytest.approx(expected)
     assert "`select.rating` = `bradley_terry` feeds eq. 5" in card
+
+
+def test_cut_answers_are_not_targets_unless_allowed(selected, tmp_path) -> None:
+    rows, card, _ = selected
+    # s4 attacks s5 ("bg-s4-s5-*", odd k) and s1..s3 as defenders of s4 (even k); the defenders
+    # of s4's attacks answered past the length limit (the test data's `truncated_defender`)
+    skipped = {i for i, r in rows.items() if r["skipped_truncated"]}
+    assert skipped, "some top-scored answers were cut"
+    assert not any(r["truncated"] for r in rows.values())
+    assert all(rows[i]["winner"] == "s4" for i in skipped)
+    assert (f"instructions whose top-scored answer was cut, the best complete one chosen "
+            f"instead (`skipped_truncated`): {len(skipped)}") in card
+    allowed, card, _ = _select(tmp_path, allow_truncated_targets=True)
+    assert all(allowed[i]["truncated"] and allowed[i]["winner"] != "s4" for i in skipped)
+    assert not any(r["skipped_truncated"] for r in allowed.values())
+    assert "`select.allow_truncated_targets: true`" in card
+
+
+def test_targets_that_flip_between_elo_orders_are_marked(selected) -> None:
+    rows, card, _ = selected
+    for row in rows.values():
+        assert 0.0 <= row["target_stability"] <= 1.0
+        assert row["target_flips"] == (row["target_stability"] < 1.0)
+    # a 3-0 background battle between two far-apart experts never flips; the 2-1 split for the
+    # weakest against the strongest is decided by Elo, so an order that rates them close flips
+    assert rows["bg-s1-s5-1"]["target_stability"] == 1.0
+    assert rows["split"]["target_stability"] == 1.0  # 2-1 for s5, but s1 is far stronger
+    # 2-1 for s2 against s1, about 80 points stronger: eq. 5 picks s1 unless the order leaves
+    # the two within ~50 points, as some orders do
+    assert rows["close"]["target_flips"] and 0.5 < rows["close"]["target_stability"] < 1.0
+    flips = sum(r["target_flips"] for r in rows.values())
+    match = re.search(r"changes under at least one of them: \*\*(\d+) of (\d+)", card)
+    assert match and (int(match[1]), int(match[2])) == (flips, len(rows))
+    assert "Each target was chosen again under 100 random orders of the online Elo" in card

@@ -10,9 +10,10 @@ import yaml
 from click.testing import CliRunner
 from huggingface_hub import DatasetCard
 
+from tests.support.sim_instructions import sim_arena
 from warriorcoder.cli import main
 from warriorcoder.hub import HubStore
-from warriorcoder.testing.sim_instructions import sim_arena
+from warriorcoder.phases import get_phase
 
 PHASES = ("mine", "filter", "compress")
 
@@ -29,7 +30,7 @@ def test_mine_filter_compress_publish_three_linked_versions(tmp_path: Path) -> N
         config_path.write_text(yaml.safe_dump(arena.config.to_yaml_dict(), sort_keys=False))
         output = _invoke("run", "-c", str(config_path), "--until", "compress")
         store = HubStore.from_config(arena.config.hub)
-        refs = {phase: store.latest(phase) for phase in PHASES}
+        refs = {phase: store.latest(get_phase(phase).dataset) for phase in PHASES}
         assert all(f"{phase}: published {refs[phase].spec()}" in output for phase in PHASES)
 
         # Each version loads with plain `datasets` and its card names its parent version.
@@ -59,14 +60,19 @@ def test_mine_filter_compress_publish_three_linked_versions(tmp_path: Path) -> N
         assert f"parent={refs['mine'].spec()}" in status
         assert f"parent={refs['filter'].spec()}" in status
         served = arena.served()
-        _invoke("run", "-c", str(config_path), "--until", "compress")
+        output = _invoke("run", "-c", str(config_path), "--until", "compress")
         assert arena.served() == served
-        again = store.load("compress", store.latest("compress").version)
-        assert again["id"] == rows["compress"]["id"]
+        assert all(f"{phase}: reused {refs[phase].spec()}" in output for phase in PHASES)
+        assert all(store.latest(get_phase(p).dataset) == refs[p] for p in PHASES)
+        forced = _invoke("run", "-c", str(config_path), "--until", "compress", "--force")
+        assert arena.served() == served  # a forced rebuild is answered by the journal
+        again = store.load("compressed", store.latest("compressed").version)
+        assert store.latest("compressed").version != refs["compress"].version
+        assert again["id"] == rows["compress"]["id"] and "published" in forced
 
         # A version rebuilt from the config and parent its card recorded has the same rows.
         output = _invoke("filter", "-c", str(config_path), "--from-card", refs["filter"].spec())
-        rebuilt = store.latest("filter")
+        rebuilt = store.latest("filtered")
         assert rebuilt.version != refs["filter"].version and rebuilt.spec() in output
-        assert store.load("filter", rebuilt.version).to_list() == rows["filter"].to_list()
+        assert store.load("filtered", rebuilt.version).to_list() == rows["filter"].to_list()
         assert arena.served() == served

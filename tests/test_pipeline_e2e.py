@@ -13,11 +13,12 @@ from pathlib import Path
 
 import yaml
 
-from warriorcoder.builders.base import run_phase
-from warriorcoder.config import PHASES, ArenaConfig
+from tests.support.sim_battles import BattleSim
+from tests.support.sim_instructions import sim_arena
+from warriorcoder.config import ArenaConfig
 from warriorcoder.hub import HubStore
-from warriorcoder.testing.sim_battles import BattleSim
-from warriorcoder.testing.sim_instructions import sim_arena
+from warriorcoder.phases import PHASES
+from warriorcoder.runner import run_phase
 
 NAMES = ("alpha", "beta", "gamma", "delta", "epsilon")
 STRENGTHS = dict(zip(NAMES, (0.9, 0.7, 0.5, 0.3, 0.1), strict=True))
@@ -47,9 +48,9 @@ def _settled(sim: BattleSim) -> int:
 
 
 def _sft_rows(store: HubStore) -> list[dict]:
-    ref = store.latest("select")
+    ref = store.latest("sft_final")
     assert ref is not None
-    return store.load("select", ref.version).to_list()
+    return store.load("sft_final", ref.version).to_list()
 
 
 def test_killed_in_judge_and_restarted_gives_the_same_sft_final(tmp_path: Path) -> None:
@@ -91,7 +92,7 @@ def test_killed_in_judge_and_restarted_gives_the_same_sft_final(tmp_path: Path) 
         resumed.on_judge_call = None
         store = HubStore.from_config(arena.config.hub)
         assert returncode == -signal.SIGKILL, (tmp_path / "killed" / "run.log").read_text()
-        assert store.latest("battle") is not None and store.latest("judge") is None
+        assert store.latest("battles") is not None and store.latest("votes") is None
 
         before = _settled(resumed)
         run_phase("judge", arena.config, store=store)

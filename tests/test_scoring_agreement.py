@@ -95,3 +95,21 @@ def test_win_rate_matrix():
     assert np.isnan(rates[0, 2]) and np.isnan(rates[0, 0])
     with pytest.raises(ValueError, match="battle 0"):
         win_rate_matrix([("a", "z", 1.0)], ["a", "b"])
+
+
+def test_position_bias_test_exact_binomial():
+    from warriorcoder.scoring.agreement import position_bias_test
+
+    # 60 first-shown picks of 100: two-sided exact p = 2 x P(X >= 60 | n=100, p=0.5) = 0.0569
+    borderline = position_bias_test(60, 100, confidence=0.95)
+    assert borderline.p_value == pytest.approx(0.05689, abs=1e-5)
+    assert not borderline.flagged and borderline.low < 0.5 < borderline.high
+    # 8 of 8: p = 2 x 0.5 ** 8 = 0.0078 -> flagged; it follows the content in none of them
+    always = position_bias_test(8, 8)
+    assert always.p_value == pytest.approx(2 * 0.5**8)
+    assert always.flagged and always.content_share == 0.0
+    # share 0.8: if the content decides the rest, 2 x (1 - 0.8) = 0.4 of its verdicts follow it
+    assert position_bias_test(80, 100).content_share == pytest.approx(0.4)
+    assert not position_bias_test(0, 0).flagged
+    with pytest.raises(ValueError, match="first <= decided"):
+        position_bias_test(5, 3)

@@ -183,3 +183,34 @@ def test_select_best_tie_breaks():
     assert select_best({"x": CandidateScore(0.1, 0.2, 0.17, 1), "y": 0.3}) == "y"
     with pytest.raises(ValueError):
         select_best({})
+
+
+def test_online_elo_runs_match_one_run_per_order_and_bootstrap_parts_agree():
+    from warriorcoder.scoring.elo import bootstrap_samples, online_elo_runs, percentile_intervals
+
+    battles = _simulate({"a": 0, "b": 50, "c": 100}, 200, seed=2)
+    rng = np.random.default_rng(3)
+    orders = np.stack([rng.permutation(len(battles)) for _ in range(4)])
+    names, runs = online_elo_runs(battles, orders, k=40, initial=1000)
+    assert names == ["a", "b", "c"]
+    for order, run in zip(orders, runs, strict=True):
+        assert dict(zip(names, run, strict=True)) == pytest.approx(
+            online_elo(battles, order=order.tolist()), abs=1e-9)
+    samples = bootstrap_samples(battles, bradley_terry, rounds=30, seed=4)
+    assert percentile_intervals(samples) == bootstrap_intervals(battles, bradley_terry, 30, 4)
+
+
+def test_vectorised_bootstrap_of_elo_equals_the_plain_bootstrap():
+    from warriorcoder.scoring.elo import bootstrap_elo_samples, bootstrap_samples
+
+    battles = _simulate({"a": 0, "b": 60, "c": 120, "d": 180}, 150, seed=6)
+    plain = bootstrap_samples(battles, functools.partial(online_elo, k=40), rounds=6, seed=8)
+    fast = bootstrap_elo_samples(battles, rounds=6, seed=8, k=40)
+    assert [set(s) for s in fast] == [set(s) for s in plain]
+    for p, f in zip(plain, fast, strict=True):
+        assert f == pytest.approx(p, abs=1e-9)
+    permuted = functools.partial(permutation_elo, permutations=3, seed=2)
+    plain = bootstrap_samples(battles, permuted, rounds=4, seed=1)
+    fast = bootstrap_elo_samples(battles, rounds=4, seed=1, permutations=3, permutation_seed=2)
+    for p, f in zip(plain, fast, strict=True):
+        assert f == pytest.approx(p, abs=1e-9)

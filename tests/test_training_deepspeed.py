@@ -9,6 +9,7 @@ TORCH_EXTENSIONS_DIR (default: the user cache) and reused afterwards.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import shutil
@@ -22,10 +23,10 @@ from datasets import Dataset
 from huggingface_hub import ModelCard
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from tests.support.tiny_models import build_tiny_llama
 from warriorcoder.config import HubConfig, TrainConfig
 from warriorcoder.hub import LocalHubStore
 from warriorcoder.training.formatting import PromptFormat
-from warriorcoder.training.tiny import build_tiny_llama
 
 STEPS = 20
 CONFIG = f"""\
@@ -75,7 +76,8 @@ def arena(tmp_path_factory) -> Path:
     build_tiny_llama(root / "base")
     (root / "arena.yaml").write_text(CONFIG)
     store = LocalHubStore(HubConfig(root=root / "hub"))
-    store.publish("select", Dataset.from_list(_rows()), lambda ref: f"# sft_final {ref.version}\n")
+    store.publish("sft_final", Dataset.from_list(_rows()),
+                  lambda ref: f"# sft_final {ref.version}\n")
     return root
 
 
@@ -141,6 +143,34 @@ def test_zero2_one_process_trains_records_and_publishes(arena, zero2_run):
     assert "local/warriorcoder-sft_final@v1" in card.text
     assert f"Final training loss: **{result['final_loss']:.4f}**" in card.text
     assert (published / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_second_identical_run_reuses_the_checkpoint_and_publishes_nothing(arena, zero2_run):
+    stdout, result = _train(arena, "--deepspeed", "zero2", "--push")
+    assert "reusing" in stdout and "not published again" in stdout, stdout
+    assert result["published"] == zero2_run[1]["published"]
+    repo = arena / "hub" / "local" / "warriorcoder-model"
+    assert sorted(p.name for p in repo.iterdir()) == ["v1"]
+
+
+def test_default_schedule_is_deepspeed_warmup_lr_then_constant(arena, zero2_run):
+    """The paper's WarmupLR: warm up over 20% of the steps (log curve, DeepSpeed's default),
+    then hold the rate; read from the Trainer's own log of the run."""
+    stdout, result = zero2_run
+    state = json.loads((arena / "out" / f"checkpoint-{STEPS}" / "trainer_state.json").read_text())
+    rates = {entry["step"]: entry["learning_rate"] for entry in state["log_history"]
+             if "learning_rate" in entry}
+    assert sorted(rates) == list(range(1, STEPS + 1))
+    warmup, peak = result["hyperparameters"]["warmup_steps"], 0.003
+    assert warmup == 4  # ceil(0.2 x 20)
+    # DeepSpeed WarmupLR (log): after k scheduler steps the rate is peak x log(k) / log(warmup)
+    for step in range(1, warmup + 1):
+        assert rates[step] == pytest.approx(peak * math.log(step) / math.log(warmup)), rates
+    assert all(rates[step] == pytest.approx(peak) for step in range(warmup, STEPS + 1)), rates
+    assert result["hyperparameters"]["lr_scheduler_type"] == "warmup_lr"
+    # 8 x 20 = 160 samples over 64 rows: 2.5 epochs, printed before training
+    assert "2.50 epochs = global batch 8 x 20 steps / 64 rows" in stdout
+    assert "[warriorcoder train] WARNING" not in stdout
 
 
 def test_resume_continues_from_the_last_checkpoint(arena, zero2_run):

@@ -9,14 +9,15 @@ from datasets import Dataset
 from huggingface_hub import ModelCard
 from transformers import DataCollatorWithFlattening, LlamaConfig, LlamaForCausalLM
 
+from tests.support.tiny_models import gpt2_tokenizer
 from warriorcoder.config import ArenaConfig, HubConfig, TrainConfig
-from warriorcoder.hub import LocalHubStore
+from warriorcoder.errors import SpecError, TrainingError, VersionNotFoundError
+from warriorcoder.hub import LocalHubStore, parse_spec
 from warriorcoder.training.arguments import gradient_accumulation_steps
 from warriorcoder.training.card import LOSS_FIGURE, write_model_card
 from warriorcoder.training.dataset import (
     DatasetSource,
     load_pinned,
-    parse_dataset_spec,
 )
 from warriorcoder.training.formatting import (
     IGNORE_INDEX,
@@ -26,7 +27,6 @@ from warriorcoder.training.formatting import (
 from warriorcoder.training.publish import publish_checkpoint
 from warriorcoder.training.result import TrainResult
 from warriorcoder.training.sft import main
-from warriorcoder.training.tiny import gpt2_tokenizer
 
 TRICKY = [
     "Write a function that adds two numbers.",
@@ -222,15 +222,16 @@ def test_resume_without_a_checkpoint_says_so(tmp_path, capsys):
 
 
 def test_dataset_version_is_pinned_and_loads_from_folder_or_store(tmp_path):
-    with pytest.raises(ValueError, match="@<version>"):
-        parse_dataset_spec("my-org/warriorcoder-sft_final")
+    with pytest.raises(SpecError, match="@vN"):
+        parse_spec("my-org/warriorcoder-sft_final")
     config = _config(tmp_path)
     rows = [
         {"instruction": f"task {i}", "response": f"answer {i}", "messages": []} for i in range(3)
     ]
     store = LocalHubStore(config.hub)
-    store.publish("select", Dataset.from_list(rows), lambda ref: f"# sft_final {ref.version}\n")
-    store.publish("select", Dataset.from_list(rows[:1]), lambda ref: f"# sft_final {ref.version}\n")
+    card = lambda ref: f"# sft_final {ref.version}\n"  # noqa: E731
+    store.publish("sft_final", Dataset.from_list(rows), card)
+    store.publish("sft_final", Dataset.from_list(rows[:1]), card)
     folder = tmp_path / "hub" / "local" / "warriorcoder-sft_final"
 
     by_folder, source = load_pinned(f"{folder}@v1", config)
@@ -238,7 +239,8 @@ def test_dataset_version_is_pinned_and_loads_from_folder_or_store(tmp_path):
     assert (source.repo_id, source.version) == ("local/warriorcoder-sft_final", "v1")
     by_repo, source = load_pinned("local/warriorcoder-sft_final@v2", config)
     assert len(by_repo) == 1 and source.version == "v2"
-    with pytest.raises(ValueError, match=r"no version folder 'v9'; versions there: \['v1', 'v2'\]"):
+    with pytest.raises(VersionNotFoundError,
+                       match=r"no version folder 'v9'; versions there: \['v1', 'v2'\]"):
         load_pinned(f"{folder}@v9", config)
 
 
@@ -286,9 +288,43 @@ def test_publish_writes_numbered_local_versions(tmp_path):
     hub = HubConfig(root=tmp_path / "hub", namespace="org")
     first = publish_checkpoint(checkpoint, hub)
     second = publish_checkpoint(checkpoint, hub)
-    assert (str(first), str(second)) == ("org/warriorcoder-model@v1", "org/warriorcoder-model@v2")
+    assert (first.spec(), second.spec()) == ("org/warriorcoder-model@v1",
+                                             "org/warriorcoder-model@v2")
     repo = tmp_path / "hub" / "org" / "warriorcoder-model"
     assert sorted(p.name for p in repo.iterdir()) == ["v1", "v2"]  # no temporary leftovers
     assert (repo / "v2" / "README.md").read_text() == "card"
-    with pytest.raises(ValueError, match="no config.json"):
+    with pytest.raises(TrainingError, match="no config.json"):
         publish_checkpoint(tmp_path / "hub", hub)
+
+
+def test_rows_whose_target_was_cut_are_skipped_unless_kept():
+    from warriorcoder.training.sft import skip_truncated_rows
+
+    rows = Dataset.from_list([{"instruction": f"t{i}", "response": "r", "truncated": i % 3 == 0}
+                              for i in range(9)])
+    kept, skipped = skip_truncated_rows(rows, TrainConfig())
+    assert (len(kept), skipped) == (6, 3) and not any(kept["truncated"])
+    assert skip_truncated_rows(rows, TrainConfig(skip_truncated=False))[1] == 0
+    assert skip_truncated_rows(rows.remove_columns("truncated"), TrainConfig())[1] == 0
+
+
+def test_the_default_schedule_is_deepspeed_warmup_lr(tmp_path):
+    from warriorcoder.errors import ConfigError
+    from warriorcoder.training.arguments import (
+        build_training_arguments,
+        load_deepspeed_config,
+        with_scheduler,
+    )
+
+    train = TrainConfig(output_dir=tmp_path, max_steps=448)
+    zero2 = load_deepspeed_config("zero2")
+    block = with_scheduler(zero2, train)["scheduler"]
+    assert block == {"type": "WarmupLR", "params": {
+        "warmup_min_lr": "auto", "warmup_max_lr": "auto", "warmup_num_steps": "auto",
+        "warmup_type": "log"}}
+    assert "scheduler" not in zero2  # the shipped config is not changed
+    other = train.model_copy(update={"lr_scheduler_type": "constant_with_warmup"})
+    assert "scheduler" not in with_scheduler(zero2, other)
+    with pytest.raises(ConfigError, match="train.lr_scheduler_type 'warmup' is unknown"):
+        build_training_arguments(train.model_copy(update={"lr_scheduler_type": "warmup"}),
+                                 deepspeed=zero2)

@@ -1,57 +1,65 @@
-"""The `warriorcoder` command: one sub-command per phase; init, run, status, train, evaluate."""
+"""The `warriorcoder` command: one sub-command per phase; init, run, status, train, evaluate.
+
+Every error a user can cause or fix is a `WarriorcoderError`: the group's handler prints it as
+`Error: ...` and exits 1 (with the traceback under `-v`). Anything else is a bug: traceback.
+"""
 
 from __future__ import annotations
 
 import logging
+import traceback
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import click
 
-from warriorcoder.config import (
-    PHASE_DATASETS,
-    PHASES,
-    ArenaConfig,
-    ConfigError,
-    HubConfig,
-    load_config,
-)
+from warriorcoder.config import ArenaConfig, HubConfig, load_config
+from warriorcoder.errors import SpecError, WarriorcoderError
+from warriorcoder.phases import PHASES, REGISTRY
 
 CONFIG_OPTION = click.option(
     "--config", "-c", "config_path", type=click.Path(path_type=Path), default="arena.yaml",
     show_default=True, help="The arena config (YAML); `warriorcoder init` writes one.",
 )
+DRY_RUN_OPTION = click.option(
+    "--dry-run", is_flag=True,
+    help="Print the cost plan (calls, tokens, rows) and stop; no model or server is used.",
+)
+FORCE_OPTION = click.option(
+    "--force", is_flag=True,
+    help="Publish a new version even when the latest one was built from the same inputs.",
+)
+
+
+class WarriorcoderGroup(click.Group):
+    """The one top-level error handler (as pypa/build has): user errors print one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except WarriorcoderError as error:
+            if ctx.find_root().params.get("verbose"):
+                traceback.print_exc()
+            click.echo(f"Error: {error}", err=True)
+            ctx.exit(1)
 
 
 def _load(config_path: Path) -> ArenaConfig:
-    try:
-        return load_config(config_path)
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
-
-
-def _fail(error: Exception) -> click.ClickException:
-    return click.ClickException(f"{type(error).__name__}: {error}")
+    return load_config(config_path)
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
-    """Errors that mean "fix the input or the servers and run again" (shown without traceback)."""
-    from warriorcoder.builders.base import PhaseError
-    from warriorcoder.hub import HubError
-
-    errors: list[type[Exception]] = [PhaseError, HubError, ConfigError, FileNotFoundError]
-    try:
-        from warriorcoder.generation import GenerationFailed
-    except ImportError:  # pragma: no cover - generation layer not importable
-        pass
-    else:
-        errors.append(GenerationFailed)
-    return tuple(errors)
+    """Errors shown without a traceback (the group's handler shows every WarriorcoderError)."""
+    return (WarriorcoderError,)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--verbose", "-v", is_flag=True, help="Log debug messages.")
+def _fail(error: Exception) -> click.ClickException:
+    return click.ClickException(str(error))
+
+
+@click.group(cls=WarriorcoderGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--verbose", "-v", is_flag=True, help="Log debug messages; show tracebacks.")
 @click.version_option(package_name="warriorcoder")
 def main(verbose: bool) -> None:
     """Turn a pool of expert code LLMs into versioned datasets and a fine-tuned code model,
@@ -74,8 +82,13 @@ def init(path: Path, force: bool) -> None:
     click.echo(f"wrote {path}; edit the experts' URLs, then run `warriorcoder run -c {path}`")
 
 
+def _announce(phase: str, ref: Any) -> None:
+    verb = "reused" if ref.reused else "published"
+    click.echo(f"{phase}: {verb} {ref.spec()} ({ref.location})")
+
+
 def _phase_command(phase: str) -> click.Command:
-    dataset = PHASE_DATASETS[phase]
+    dataset = REGISTRY[phase].dataset
 
     @click.command(name=phase,
                    help=f"Run the `{phase}` phase and publish a new `{dataset}` version.")
@@ -83,21 +96,28 @@ def _phase_command(phase: str) -> click.Command:
     @click.option("--input", "input_version", default=None, metavar="vN",
                   help="Version of the parent dataset to read (default: its latest, printed).")
     @click.option("--from-card", "from_card", default=None, metavar="REPO@vN",
-                  help="Rebuild a version from the config and parent its card recorded.")
-    def command(config_path: Path, input_version: str | None, from_card: str | None) -> None:
-        from warriorcoder.builders.base import run_phase
+                  help="Rebuild a version from the config and parent its card recorded, into "
+                       "the hub of --config.")
+    @DRY_RUN_OPTION
+    @FORCE_OPTION
+    def command(config_path: Path, input_version: str | None, from_card: str | None,
+                dry_run: bool, force: bool) -> None:
         from warriorcoder.hub import HubStore
+        from warriorcoder.runner import plan_phase, resolve_parent, run_phase
 
-        try:
-            if from_card:
-                config, input_version = _config_from_card(from_card, phase, config_path)
-            else:
-                config = _load(config_path)
-            ref = run_phase(phase, config, input_version=input_version,
-                            store=HubStore.from_config(config.hub))
-        except _user_errors() as error:
-            raise _fail(error) from None
-        click.echo(f"{phase}: published {ref.spec()} ({ref.location})")
+        if from_card:
+            config, input_version = _config_from_card(from_card, phase, config_path)
+            force = True  # a rebuild publishes, even over an identical latest version
+        else:
+            config = _load(config_path)
+        store = HubStore.from_config(config.hub)
+        if dry_run:
+            parent = resolve_parent(store, REGISTRY[phase], input_version)
+            rows = store.load(parent.dataset, parent.version) if parent else None
+            _print_plans(config, [(phase, plan_phase(phase, config, rows))])
+            return
+        _announce(phase, run_phase(phase, config, input_version=input_version, store=store,
+                                   force=force))
 
     return command
 
@@ -107,52 +127,129 @@ for _phase in PHASES:
 
 
 def _config_from_card(spec: str, phase: str, config_path: Path) -> tuple[ArenaConfig, str | None]:
-    """The config and parent version a card recorded; the hub is read as in `--config` (if any)."""
-    from warriorcoder.dataset_cards import card_lineage
-    from warriorcoder.hub import HubStore
+    """The config and parent version a card recorded, rebuilt into the hub of `--config`.
 
-    repo, _, version = spec.rpartition("@")
-    if not repo or not version:
-        raise click.ClickException(f"--from-card takes REPO@vN, got {spec!r}")
-    hub = _load(config_path).hub if config_path.exists() else HubConfig()
-    store = HubStore.from_config(hub)
-    if repo != hub.repo_id(phase):
-        raise click.ClickException(
-            f"--from-card {spec}: `{phase}` writes {hub.repo_id(phase)}, not {repo}"
+    Cards leave the experts' URLs out, so experts are reached as `--config` says (by name);
+    without `--config` the recorded config must be complete."""
+    from warriorcoder.config import validate_config_data
+    from warriorcoder.dataset_cards import card_lineage
+    from warriorcoder.errors import ConfigError, PhaseError
+    from warriorcoder.hub import HubStore, parse_spec
+
+    repo, version = parse_spec(spec)
+    current = _load(config_path) if config_path.exists() else None
+    hub = current.hub if current is not None else HubConfig()
+    dataset = REGISTRY[phase].dataset
+    if repo != hub.repo_id(dataset):
+        raise SpecError(
+            f"--from-card {spec}: `{phase}` writes {hub.repo_id(dataset)} in the hub of "
+            f"{config_path}, not {repo}"
         )
-    lineage = card_lineage(store.read_card(phase, version))
+    lineage = card_lineage(HubStore.from_config(hub).read_card(dataset, version))
     if lineage.get("phase") != phase:
-        raise click.ClickException(f"{spec} was written by `{lineage.get('phase')}`, not `{phase}`")
-    try:
-        config = ArenaConfig.model_validate(lineage["config"])
-    except Exception as error:  # pydantic's ValidationError, reported with its fields
-        raise click.ClickException(f"the config recorded in {spec} is not valid: {error}") from None
+        raise PhaseError(f"{spec} was written by `{lineage.get('phase')}`, not `{phase}`")
+    recorded = dict(lineage["config"])
+    base_dir = current.base_dir if current is not None else Path.cwd()
+    if current is not None:
+        recorded["hub"] = current.hub.model_dump(mode="json")
+        recorded["generation"] = current.generation.model_dump(mode="json")
+        reach = {e.name: e for e in current.experts}
+        experts = []
+        for entry in recorded["experts"]:
+            here = reach.get(entry["name"])
+            if here is None:
+                raise ConfigError(
+                    f"--from-card {spec}: expert {entry['name']!r} of the recorded config is not "
+                    f"in {config_path}; add it there (with its urls) to rebuild"
+                )
+            runtime = {k: v for k, v in here.model_dump(mode="json").items()
+                       if k in ("urls", "max_concurrency", "token_env", "headers_env")}
+            experts.append({**entry, **runtime})
+        recorded["experts"] = experts
+    config = validate_config_data(recorded, f"the config recorded in {spec}", base_dir)
     parent = lineage.get("parent")
     return config, parent["version"] if parent else None
+
+
+def _print_plans(config: ArenaConfig, plans: list[tuple[str, Any]]) -> None:
+    from warriorcoder.dataset_cards import markdown_table
+    from warriorcoder.hub import HubStore
+    from warriorcoder.runner import measured_seconds_per_call
+
+    store = HubStore.from_config(config.hub)
+    rows, known = [], 0.0
+    for name, plan in plans:
+        per_call = measured_seconds_per_call(store, name) if plan.calls else None
+        estimate = "-" if not plan.calls else "unknown"
+        if per_call is not None:
+            known += per_call * plan.calls
+            estimate = f"~{per_call * plan.calls / 60:.1f} min"
+        rows.append([name, plan.calls, plan.prompt_tokens, plan.generated_tokens, plan.rows_out,
+                     estimate])
+    totals = [sum(r[i] for r in rows) for i in (1, 2, 3)]
+    rows.append(["total", *totals, "-", f"~{known / 60:.1f} min (known phases)" if known
+                 else "-"])
+    click.echo("Cost plan (no call made; tokens are estimates, generated = the max_new_tokens "
+               "upper bound; time from the last build's measured seconds per call):")
+    click.echo(markdown_table(["phase", "LLM calls", "prompt tokens", "generated tokens",
+                               "rows out", "time"], rows))
+    for name, plan in plans:
+        for note in plan.notes:
+            click.echo(f"  {name}: {note}")
+    if plans and plans[-1][0] == PHASES[-1]:
+        from warriorcoder.builders.sizing import epochs_warning, implied_epochs
+
+        rows, train = plans[-1][1].rows_out, config.train
+        click.echo(f"  train: {train.global_batch_size} x {train.max_steps} steps = "
+                   f"{train.global_batch_size * train.max_steps:,} samples over {rows:,} rows = "
+                   f"{implied_epochs(train, rows):.2f} epochs (the paper: 3.28)")
+        if warning := epochs_warning(train, rows):
+            click.echo(f"  train: warning: {warning}")
 
 
 @main.command()
 @CONFIG_OPTION
 @click.option("--until", type=click.Choice(PHASES), default=PHASES[-1], show_default=True,
               help="Last phase to run.")
-def run(config_path: Path, until: str) -> None:
+@DRY_RUN_OPTION
+@FORCE_OPTION
+def run(config_path: Path, until: str, dry_run: bool, force: bool) -> None:
     """Run the phases from mine to --until, each reading the version the previous one wrote."""
-    from warriorcoder.builders.base import run_phase
     from warriorcoder.generation import ExpertPool
     from warriorcoder.hub import HubStore
+    from warriorcoder.runner import plan_pipeline, run_phase
 
     config = _load(config_path)
+    _print_plans(config, plan_pipeline(config, until))
+    if dry_run:
+        return
     store = HubStore.from_config(config.hub)
     previous = None
+    written = []
     with ExpertPool.from_config(config) as pool:
         for phase in PHASES[: PHASES.index(until) + 1]:
-            try:
-                ref = run_phase(phase, config, store=store, pool=pool,
-                                input_version=previous.version if previous else None)
-            except _user_errors() as error:
-                raise _fail(error) from None
-            click.echo(f"{phase}: published {ref.spec()} ({ref.location})")
+            ref = run_phase(phase, config, store=store, pool=pool, force=force,
+                            input_version=previous.version if previous else None)
+            _announce(phase, ref)
+            written.append((phase, ref))
             previous = ref
+    _print_next_steps(config, config_path, written)
+
+
+def _print_next_steps(config: ArenaConfig, config_path: Path, written: list[tuple[str, Any]]
+                      ) -> None:
+    """What a user needs next: the versions, where they are, how to load and train."""
+    click.echo("\nVersions:")
+    for phase, ref in written:
+        state = "reused" if ref.reused else "new"
+        click.echo(f"  {phase:8s} {ref.spec():45s} {state:6s} {ref.location}")
+    last_phase, last = written[-1]
+    if last_phase != PHASES[-1]:
+        return
+    click.echo("\nLoad the SFT data:\n")
+    click.echo("  " + last.load_snippet(relative_to=Path.cwd()).replace("\n", "\n  ").rstrip())
+    click.echo(f"\nTrain on it:\n\n  warriorcoder train -c {config_path} --dataset "
+               f"{last.spec()}")
 
 
 @main.command()
@@ -160,19 +257,20 @@ def run(config_path: Path, until: str) -> None:
 def status(config_path: Path) -> None:
     """Print each phase's versions and their lineage from the hub store."""
     from warriorcoder.dataset_cards import card_lineage
-    from warriorcoder.hub import HubError, HubStore
+    from warriorcoder.hub import HubStore
 
     config = _load(config_path)
     store = HubStore.from_config(config.hub)
     for phase in PHASES:
-        refs = store.versions(phase)
-        click.echo(f"{phase:8s} {config.hub.repo_id(phase)}: "
+        dataset = REGISTRY[phase].dataset
+        refs = store.versions(dataset)
+        click.echo(f"{phase:8s} {config.hub.repo_id(dataset)}: "
                    f"{len(refs)} version{'s' if len(refs) != 1 else ''}")
         for ref in refs:
             lineage: dict[str, Any] = {}
             try:
-                lineage = card_lineage(store.read_card(phase, ref.version))
-            except (ValueError, OSError, HubError) as error:
+                lineage = card_lineage(store.read_card(dataset, ref.version))
+            except (ValueError, OSError, WarriorcoderError) as error:
                 click.echo(f"  {ref.version}: card unreadable: {error}")
                 continue
             parent = lineage.get("parent")
@@ -180,6 +278,11 @@ def status(config_path: Path) -> None:
             rows = list(lineage.get("counts", {}).values())
             click.echo(f"  {ref.version}  rows={rows[-1] if rows else '?'}  parent={source}  "
                        f"created={lineage.get('created_at', '?')}")
+    for name in ("model", "evals"):
+        refs = store.versions(name)
+        if refs:
+            click.echo(f"{name:8s} {config.hub.repo_id(name)}: {len(refs)} version"
+                       f"{'s' if len(refs) != 1 else ''} ({', '.join(r.version for r in refs)})")
 
 
 @main.command()
@@ -188,37 +291,71 @@ def status(config_path: Path) -> None:
               help="The sft_final version to train on (default: config, else the latest, printed).")
 @click.option("--resume", is_flag=True, help="Resume from the last checkpoint in output_dir.")
 @click.option("--push", is_flag=True, help="Publish the checkpoint and its card to the hub store.")
-def train(config_path: Path, dataset: str | None, resume: bool, push: bool) -> None:
+@click.option("--force", is_flag=True,
+              help="Train again even when output_dir holds a checkpoint of the same data and "
+                   "settings.")
+def train(config_path: Path, dataset: str | None, resume: bool, push: bool, force: bool) -> None:
     """Fine-tune the target model on sft_final with DeepSpeed ZeRO (README: launchers)."""
     from warriorcoder.training import train_from_config
 
     config = _load(config_path)
-    result = train_from_config(config, dataset=dataset, resume=resume, push=push)
+    result = train_from_config(config, dataset=dataset, resume=resume, push=push, force=force)
     click.echo(f"train: done: {result}")
 
 
 @main.command()
 @CONFIG_OPTION
-@click.argument("target")
+@click.argument("target", required=False)
+@click.option("--benchmarks", default=None, metavar="LIST",
+              help="Comma-separated: humaneval, humaneval+, mbpp, mbpp+ (default: every one "
+                   "whose problems are at hand; the others are announced).")
+@click.option("--humaneval-plus", default=None, metavar="PATH_OR_HUB_ID",
+              help="EvalPlus's HumanEvalPlus.jsonl.gz (humanevalplus_release v0.1.10).")
+@click.option("--mbpp-plus", default=None, metavar="PATH_OR_HUB_ID",
+              help="EvalPlus's MbppPlus.jsonl.gz (mbppplus_release v0.2.0); MBPP and MBPP+.")
+@click.option("--samples", type=click.Path(path_type=Path), default=None,
+              help="Score this EvalPlus samples.jsonl instead of generating (TARGET optional).")
+@click.option("--n", "n", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Samples per problem; 1 is greedy pass@1, more are sampled for pass@k.")
+@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.8, show_default=True,
+              help="Sampling temperature when --n > 1 (top-p 0.95).")
+@click.option("--prompt-mode", type=click.Choice(["instruct", "chat", "completion"]),
+              default=None, help="Default: instruct with a chat template, completion without, "
+                                 "chat when no tokenizer is at hand.")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
-              help="Evaluate only the first N HumanEval problems.")
-@click.option("--max-new-tokens", type=click.IntRange(min=1), default=512, show_default=True)
+              help="Evaluate only the first N problems of each benchmark.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=768, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Programs run at once (default: half the CPUs, as EvalPlus).")
 @click.option("--out-dir", type=click.Path(path_type=Path), default=None,
-              help="Where the results and report go (default: beside the journal).")
-def evaluate(config_path: Path, target: str, limit: int | None, max_new_tokens: int,
-             out_dir: Path | None) -> None:
-    """HumanEval pass@1 (instruction mode, as EvalPlus) of TARGET: a checkpoint folder, a TGI
-    URL, or an expert of the config."""
+              help="Where the samples, results and report go (default: beside the journal).")
+@click.option("--publish", is_flag=True, help="Publish the rows as the next `evals` version.")
+def evaluate(config_path: Path, target: str | None, benchmarks: str | None,
+             humaneval_plus: str | None, mbpp_plus: str | None, samples: Path | None, n: int,
+             temperature: float, prompt_mode: str | None, limit: int | None,
+             max_new_tokens: int, workers: int | None, out_dir: Path | None,
+             publish: bool) -> None:
+    """pass@k on HumanEval(+)/MBPP(+) as EvalPlus scores them, every program sandboxed, of
+    TARGET: a checkpoint folder, a TGI URL, or an expert of the config."""
+    from warriorcoder.evaluation import Settings
     from warriorcoder.evaluation import evaluate as run_evaluation
 
     config = _load(config_path)
-    try:
-        report = run_evaluation(config, target, limit=limit, max_new_tokens=max_new_tokens,
-                                out_dir=out_dir)
-    except (ValueError, *_user_errors()) as error:
-        raise _fail(error) from None
+    names = [b.strip() for b in benchmarks.split(",") if b.strip()] if benchmarks else None
+    report = run_evaluation(
+        config, target, benchmarks=names, humaneval_plus=humaneval_plus, mbpp_plus=mbpp_plus,
+        samples=samples, limit=limit, n=n, temperature=temperature, prompt_mode=prompt_mode,
+        max_new_tokens=max_new_tokens, out_dir=out_dir, settings=Settings(workers=workers),
+        publish=publish,
+    )
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"isolation: {report.isolation}")
     click.echo(report.summary())
     click.echo(f"report: {report.report_path}")
+    if report.published is not None:
+        verb = "reused" if report.published.reused else "published"
+        click.echo(f"{verb}: {report.published.spec()}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,42 +6,26 @@ where the YAML parser knows it, the line in the file.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-PHASES: tuple[str, ...] = ("mine", "filter", "compress", "battle", "judge", "select")
-"""Phases in pipeline order; each writes one dataset."""
+from warriorcoder.errors import ConfigError
 
-PHASE_DATASETS: dict[str, str] = {
-    "mine": "mined_raw",
-    "filter": "filtered",
-    "compress": "compressed",
-    "battle": "battles",
-    "judge": "votes",
-    "select": "sft_final",
-}
-"""The dataset each phase writes (repo `<namespace>/<prefix>-<dataset>`)."""
-
-PHASE_PARENTS: dict[str, str | None] = {
-    "mine": None,
-    "filter": "mine",
-    "compress": "filter",
-    "battle": "compress",
-    "judge": "battle",
-    "select": "judge",
-}
-"""The phase whose dataset each phase reads."""
+__all__ = ["ArenaConfig", "ConfigError", "ExpertConfig", "HubConfig", "load_config",
+           "parse_config"]
 
 MINING_SYSTEM_PROMPT = (
     "You are an AI assistant designed to provide helpful, step-by-step guidance on coding "
@@ -50,10 +34,6 @@ MINING_SYSTEM_PROMPT = (
     "the correct solutions."
 )
 """The paper's Table 6 mining system prompt."""
-
-
-class ConfigError(ValueError):
-    """The arena config is invalid; the message names each bad field and its line."""
 
 
 class _Section(BaseModel):
@@ -74,6 +54,9 @@ class HubConfig(_Section):
     token_env: str = "HF_TOKEN"
     """Name of the environment variable holding the Hub token; the token itself is never stored."""
     license: str = "apache-2.0"
+    record_endpoints: bool = False
+    """Keep the experts' URLs in published cards (off: cards name experts by model id and
+    revision only, so internal host names never leave the cluster)."""
 
     @field_validator("namespace", "prefix")
     @classmethod
@@ -83,18 +66,37 @@ class HubConfig(_Section):
             raise ValueError("use letters, digits, '-', '_' and '.' only")
         return value
 
-    def repo_id(self, phase: str) -> str:
-        """Repo id of the dataset a phase writes, e.g. `my-org/warriorcoder-votes`."""
-        return f"{self.namespace}/{self.prefix}-{PHASE_DATASETS[phase]}"
+    def repo_id(self, name: str) -> str:
+        """Repo id of a dataset (or `model`), e.g. `my-org/warriorcoder-votes`."""
+        return f"{self.namespace}/{self.prefix}-{name}"
 
 
 class ExpertConfig(_Section):
-    """One expert: served by TGI (`urls`) or run in-process on the CPU (`local`)."""
+    """One expert: served over HTTP (`urls`, by TGI or an OpenAI-compatible server: `api`) or
+    run in-process on the CPU (`local`)."""
 
     name: str
     model_id: str
     urls: list[str] = Field(default_factory=list)
-    """TGI base URLs; requests are shared between them by load."""
+    """Server base URLs (for `api: openai` with or without `/v1`); requests are shared between
+    them by load."""
+    api: Literal["tgi", "openai"] = "tgi"
+    """The protocol of `urls`: TGI's own (`/info`, `/generate`) or the OpenAI-compatible one
+    (`/v1/models`, `/v1/completions`, `/v1/chat/completions`) of vLLM, SGLang, llama.cpp..."""
+    served_model: str | None = None
+    """`api: openai`: the `model` sent in each request; default: the one `/v1/models` lists
+    (or `model_id` among several)."""
+    revision: str | None = None
+    """The model revision, used where the server reports none (OpenAI-compatible servers do
+    not; TGI's `/info` `model_sha` wins). It keys the journal and is printed on cards."""
+    guided_decoding: Literal["tgi", "vllm", "vllm-legacy", "sglang", "llama.cpp", "none"] | None = (
+        None
+    )
+    """How the server takes a regex constraint (judge.constrained_verdicts,
+    filter.constrained_scores): TGI's `grammar`, vLLM's `structured_outputs` (>= 0.12;
+    `vllm-legacy`: `guided_regex`), SGLang's `regex`, llama.cpp's GBNF `grammar`, or `none`.
+    Default: `tgi` for `api: tgi`, `none` for `api: openai` (a constraint is then refused at
+    the start of the phase)."""
     local: str | None = None
     """Path (or `local:` + path) of a transformers model run in-process instead of TGI."""
     gguf_file: str | None = None
@@ -104,7 +106,8 @@ class ExpertConfig(_Section):
     chat_template: str | None = None
     """A Jinja chat template that overrides the tokenizer's own."""
     max_concurrency: int | None = Field(default=None, ge=1)
-    """Requests in flight per URL; default: the server's `/info` `max_concurrent_requests`."""
+    """Requests in flight per URL; default: TGI's `/info` `max_concurrent_requests`, 16 for
+    `api: openai` (those servers do not say)."""
     token_env: str | None = None
     """Environment variable with a bearer token for the endpoint (Inference Endpoints)."""
     headers_env: str | None = None
@@ -134,8 +137,15 @@ class ExpertConfig(_Section):
     def _one_backend(self) -> ExpertConfig:
         if bool(self.urls) == bool(self.local):
             raise ValueError(
-                f"expert {self.name!r} needs exactly one of `urls` (TGI base URLs) or `local` "
+                f"expert {self.name!r} needs exactly one of `urls` (server base URLs) or `local` "
                 "(a model path)"
+            )
+        if self.api == "openai" and self.local:
+            raise ValueError(f"expert {self.name!r}: `api: openai` needs `urls`, not `local`")
+        if self.api == "tgi" and self.guided_decoding not in (None, "tgi", "none"):
+            raise ValueError(
+                f"expert {self.name!r}: guided_decoding {self.guided_decoding!r} is for "
+                "`api: openai`; a TGI server takes `tgi` (or `none`)"
             )
         return self
 
@@ -156,10 +166,42 @@ class GenerationConfig(_Section):
     local_batch_size: int = Field(default=8, ge=1)
 
 
+class MiningSurvival(_Section):
+    """Assumed shares of mining calls that survive each step before compress (for the
+    `samples_per_config: auto` sizing; each phase's card reports the real share)."""
+
+    extraction: float = Field(default=0.9, gt=0, le=1)
+    """Completions that yield an instruction (not cut by `max_new_tokens`, not empty, not a
+    failed call). Our assumption; no measurement at scale (the embedded 135M run is no guide)."""
+    dedup: float = Field(default=0.5, gt=0, le=1)
+    """Instructions left by exact + near dedup. Our assumption, in line with Magpie's releases,
+    which keep 300K of 1M mined rows after removing repetitive and low-quality ones (Magpie-Pro-1M
+    -> Magpie-Pro-300K-Filtered); Magpie publishes no dedup-only rate for this setting."""
+    decontamination: float = Field(default=0.99, gt=0, le=1)
+    """Instructions not flagged as benchmark overlap. Our assumption (few mined instructions
+    quote HumanEval/MBPP word 10-grams; the paper's Fig. 3 finds none above ROUGE 0.6)."""
+    difficulty: float = Field(default=0.6, gt=0, le=1)
+    """Instructions rated >= `filter.min_difficulty`. From the paper's Fig. 5 and section 4.4.3
+    ("most instructions fall within the 'good' level", 'excellent' a small portion); the
+    figure's exact shares are not in the text, so 0.6 is our reading of "most"."""
+    pool: float = Field(default=1.2, ge=1)
+    """Filtered instructions wanted per instruction compress keeps (> 1 gives KCenterGreedy a
+    choice and absorbs error in the rates above). Our choice; the paper gives no pool size."""
+
+    @property
+    def product(self) -> float:
+        """Share of mining calls expected to reach `filtered`."""
+        return self.extraction * self.dedup * self.decontamination * self.difficulty
+
+
 class MineConfig(_Section):
     temperatures: list[float] = Field(default_factory=lambda: [1.0, 1.1, 1.2])
     top_ps: list[float] = Field(default_factory=lambda: [0.99, 0.995, 1.0])
-    samples_per_config: int = Field(default=100, ge=1)
+    samples_per_config: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    """Mining calls per (expert, sampling config); `auto`: enough for `compress.size` x
+    `survival.pool` instructions to survive `survival`
+    (`warriorcoder.builders.sizing.planned_mining_samples`)."""
+    survival: MiningSurvival = Field(default_factory=MiningSurvival)
     max_new_tokens: int = Field(default=512, ge=1)
     system_prompt: str | None = MINING_SYSTEM_PROMPT
     """Table 6 of the paper; used where the expert's template takes a system turn."""
@@ -207,7 +249,10 @@ class FilterConfig(_Section):
 
 class CompressConfig(_Section):
     embedding_model: str = "sentence-transformers/all-roberta-large-v1"
-    size: int = Field(default=10_000, ge=1)
+    size: int = Field(default=70_000, ge=1)
+    """Instructions KCenterGreedy keeps: the scale knob. Battles = size x
+    `battle.battles_per_instruction` (the paper: 70,000 battle rounds, one defender each), and
+    mining is sized from it (`mine.samples_per_config: auto`)."""
     seed: int = 0
     batch_size: int = Field(default=64, ge=1)
     chunk_size: int = Field(default=65_536, ge=1)
@@ -230,6 +275,16 @@ class JudgeConfig(_Section):
     temperature: float = Field(default=0.0, ge=0)
     retry_temperature: float = Field(default=0.7, gt=0)
     """Temperature of a retried vote when `temperature` is 0 (greedy would repeat the reply)."""
+    bias_policy: Literal["downweight", "reask", "drop", "none"] = "downweight"
+    """What to do with a judge whose first-shown share departs from 0.5 beyond the
+    `bias_confidence` binomial bound: `downweight` its votes by 2 x min(share, 1 - share) (the
+    share of its verdicts that follow the content, if the rest follow the position; no extra
+    calls), `reask` it with the answers swapped (a disagreeing pair counts as a tie, as
+    FastChat does; one more call per vote of a flagged judge; with `both_orders` every vote
+    is already paired), `drop` its votes, or `none`
+    (count every vote). Applied wherever votes are tallied (the votes card and `select`)."""
+    bias_confidence: float = Field(default=0.95, gt=0, lt=1)
+    """Confidence of the two-sided exact binomial test that flags a position-biased judge."""
     seed: int = 0
 
 
@@ -244,6 +299,13 @@ class SelectConfig(_Section):
     keep_unjudged: bool = True
     """Instructions none of whose battles got a valid vote: keep them, the target chosen by
     the global rating alone (local scores 0.5), or leave them out of sft_final (False)."""
+    allow_truncated_targets: bool = False
+    """False: an answer cut by `battle.max_new_tokens` is never a target; the best complete
+    candidate is chosen instead, and an instruction whose every candidate is cut is left out
+    (both counted in the card). True: eq. 5 alone decides, cut answers included."""
+    stability_orders: int = Field(default=100, ge=1)
+    """Elo orders (for `rating: online`; bootstrap resamples for the other ratings) over which
+    each target is chosen again: `target_stability` is the share that agree with it."""
     seed: int = 0
 
 
@@ -258,7 +320,14 @@ class TrainConfig(_Section):
     learning_rate: float = Field(default=1e-5, gt=0)
     weight_decay: float = Field(default=3e-7, ge=0)
     warmup_ratio: float = Field(default=0.2, ge=0, le=1)
-    lr_scheduler_type: str = "linear"
+    lr_scheduler_type: str = "warmup_lr"
+    """`warmup_lr`: DeepSpeed's WarmupLR (the paper's), warming up over `warmup_ratio` of the
+    steps as `warmup_type` says, then constant. Any other value is a transformers schedule
+    (`constant_with_warmup` = linear warmup then constant, `linear`, `cosine`, ...)."""
+    warmup_type: Literal["log", "linear"] = "log"
+    """`warmup_lr` only: DeepSpeed WarmupLR's warmup curve; `log` is DeepSpeed's default."""
+    skip_truncated: bool = True
+    """Leave out rows flagged `truncated` (a target cut by the length limit; counted)."""
     max_length: int = Field(default=2048, ge=16)
     zero_stage: Literal[2, 3] = 3
     offload: bool = False
@@ -288,6 +357,7 @@ class ArenaConfig(_Section):
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     select: SelectConfig = Field(default_factory=SelectConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    _base_dir: Path | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _experts(self) -> ArenaConfig:
@@ -315,9 +385,41 @@ class ArenaConfig(_Section):
     def expert_names(self) -> list[str]:
         return [expert.name for expert in self.experts]
 
+    @property
+    def base_dir(self) -> Path | None:
+        """The folder relative paths in the config were taken from (its file's folder)."""
+        return self._base_dir
+
     def to_yaml_dict(self) -> dict[str, Any]:
-        """The config as plain data (paths as strings), as recorded in dataset cards."""
+        """The config as plain data (paths as strings, absolute where resolved)."""
         return self.model_dump(mode="json")
+
+    def to_card_dict(self) -> dict[str, Any]:
+        """The config as a public card records it: paths relative to the config's folder, and
+        the experts' URLs left out unless `hub.record_endpoints` (they name internal hosts)."""
+        data = self.model_dump(mode="json")
+        base = self._base_dir
+
+        def portable(value: Any) -> Any:
+            if isinstance(value, str) and base is not None and Path(value).is_absolute():
+                return Path(os.path.relpath(value, base)).as_posix()
+            return value
+
+        for section, key in _PATH_FIELDS:
+            if data[section].get(key) is not None:
+                data[section][key] = portable(data[section][key])
+        for expert in data["experts"]:
+            for key in ("local", "tokenizer"):
+                if expert.get(key):
+                    expert[key] = portable(expert[key])
+            if not self.hub.record_endpoints and expert.get("urls"):
+                expert["urls"] = []
+        return data
+
+
+_PATH_FIELDS = (("hub", "root"), ("generation", "journal"), ("train", "output_dir"),
+                ("filter", "mbpp_path"), ("train", "base_model"))
+"""(section, field) of the config's paths, recorded relative to the config's folder."""
 
 
 def _line_index(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
@@ -375,10 +477,23 @@ def parse_config(text: str, source: str = "<config>", base_dir: Path | None = No
     return config
 
 
+def validate_config_data(data: dict[str, Any], source: str,
+                         base_dir: Path | None = None) -> ArenaConfig:
+    """Validate a config held as data (e.g. recorded in a card); raises `ConfigError`."""
+    try:
+        config = ArenaConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_describe(error.errors(), {}, source)) from None
+    if base_dir is not None:
+        _resolve_paths(config, base_dir)
+    return config
+
+
 def _resolve_paths(config: ArenaConfig, base_dir: Path) -> None:
     def resolve(path: Path) -> Path:
         return path if path.is_absolute() else (base_dir / path).resolve()
 
+    config._base_dir = base_dir
     config.hub.root = resolve(config.hub.root)
     config.generation.journal = resolve(config.generation.journal)
     config.train.output_dir = resolve(config.train.output_dir)

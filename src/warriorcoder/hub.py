@@ -1,7 +1,7 @@
-"""Where phase datasets live: immutable, numbered versions, each with its dataset card.
+"""Where datasets and checkpoints live: immutable, numbered versions, each with its card.
 
-Every phase dataset is one repo, `<namespace>/<prefix>-<dataset>` (`HubConfig.repo_id`), and
-every version of it holds the same files:
+Every dataset (the six phase datasets, `evals`) and the `model` repo is one repo,
+`<namespace>/<prefix>-<name>` (`HubConfig.repo_id`), and every dataset version holds:
 
     README.md                              the card; its YAML `configs:` maps split `train`
                                            to `data/train-*-<content hash>.parquet`
@@ -22,7 +22,8 @@ the same commit), tagged `vN`. The commit is made with `parent_commit=` the head
 planned on, so of two racing publishers one gets a conflict and retries with the next
 number; its title ("warriorcoder: publish vN") lets that number be read back before the
 tag exists. Downstream: `load_dataset("<repo_id>", revision="vN")`. The token is read from
-the environment variable named by `HubConfig.token_env` and only ever sent as a header.
+the environment variable named by `HubConfig.token_env` (`hub_token`) and only ever sent as a
+header. A checkpoint (`publish_folder`) is versioned the same way, in a model repo.
 """
 
 from __future__ import annotations
@@ -42,7 +43,15 @@ from pathlib import Path, PurePosixPath
 
 import datasets
 
-from warriorcoder.config import PHASE_DATASETS, PHASES, HubConfig
+from warriorcoder.config import HubConfig
+from warriorcoder.errors import (
+    HubError,
+    PublishConflictError,
+    SpecError,
+    VersionNotFoundError,
+    hub_error,
+)
+from warriorcoder.secrets import read_secret
 
 CARD_FILE = "README.md"
 DATA_DIR = "data"
@@ -53,19 +62,28 @@ MAX_SHARD_BYTES = 500 * 1024 * 1024
 _VERSION = re.compile(r"v([1-9][0-9]*)")
 _PUBLISH_TITLE = re.compile(r"warriorcoder: publish v([1-9][0-9]*)\b")
 _PARTIAL = re.compile(r"\.v([1-9][0-9]*)\.partial")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 RenderCard = Callable[["VersionRef"], str]
+Stage = Callable[[Path], "str | None"]
+"""Writes a version's files (all but the card) into a folder; returns its data-files pattern."""
+
+__all__ = ["HubError", "HubStore", "LocalHubStore", "HfHubStore", "VersionRef", "hub_token",
+           "parse_spec", "version_number"]
 
 
-class HubError(RuntimeError):
-    """A dataset version cannot be found, read or published."""
+def hub_token(hub: HubConfig) -> str | None:
+    """The Hub token from the variable named by `hub.token_env` (None when unset: public repos
+    read without one, and the Hub's 401 on a write is translated into what to do)."""
+    return read_secret(hub.token_env, "hub.token_env", required=False)
 
 
 @dataclass(frozen=True)
 class VersionRef:
-    """One published, immutable version of a phase dataset."""
+    """One published, immutable version of a dataset (or of the model repo)."""
 
-    phase: str
+    dataset: str
+    """The repo's short name: a phase dataset (`votes`), `evals` or `model`."""
     repo_id: str
     version: str
     revision: str
@@ -76,6 +94,8 @@ class VersionRef:
     """The pattern of this version's parquet shards, for the card's `configs:`. Shard names
     carry a hash of their content: `datasets` caches a local folder under its name ("v1") and
     its `configs:` alone, so without the hash two repos' v1 folders would share one cache."""
+    reused: bool = field(default=False, compare=False)
+    """True when a run found this version already built from the same inputs (not republished)."""
 
     @property
     def is_local(self) -> bool:
@@ -85,10 +105,14 @@ class VersionRef:
         """`<repo_id>@<version>`, as `--from-card` and `train.dataset` take it."""
         return f"{self.repo_id}@{self.version}"
 
-    def load_snippet(self) -> str:
-        """Python code that loads exactly this version."""
+    def load_snippet(self, relative_to: Path | None = None) -> str:
+        """Python code that loads exactly this version (a local folder relative to
+        `relative_to`, e.g. the config's folder, when given)."""
         if self.is_local:
-            call = f"load_dataset({self.location!r}, split={SPLIT!r})"
+            where = self.location
+            if relative_to is not None:
+                where = Path(os.path.relpath(self.location, relative_to)).as_posix()
+            call = f"load_dataset({where!r}, split={SPLIT!r})"
         else:
             call = f"load_dataset({self.repo_id!r}, revision={self.version!r}, split={SPLIT!r})"
         return f"from datasets import load_dataset\n\nds = {call}\n"
@@ -96,21 +120,26 @@ class VersionRef:
 
 def parse_spec(spec: str) -> tuple[str, str]:
     """Split `<repo_id>@<version>` into its repo id and version."""
+    """Split `<repo-or-folder>@vN`; raises `SpecError` (the version is always explicit)."""
     repo_id, sep, version = spec.rpartition("@")
     if not sep or not repo_id or not _VERSION.fullmatch(version):
-        raise HubError(f"{spec!r} is not `<repo_id>@vN` (for example my-org/warriorcoder-votes@v2)")
+        raise SpecError(
+            f"{spec!r} is not `<repo_id>@vN` (for example my-org/warriorcoder-votes@v2); the "
+            "version is always given explicitly"
+        )
     return repo_id, version
 
 
 def version_number(version: str) -> int:
+    """The N of `vN`; raises `SpecError` for anything else."""
     match = _VERSION.fullmatch(version)
     if match is None:
-        raise HubError(f"{version!r} is not a version name; versions are v1, v2, ...")
+        raise SpecError(f"{version!r} is not a version name; versions are v1, v2, ...")
     return int(match[1])
 
 
 class HubStore(ABC):
-    """Versioned phase datasets: list, read and publish; see the module docstring."""
+    """Versioned repos: list, read and publish; see the module docstring."""
 
     def __init__(self, hub: HubConfig) -> None:
         self.hub = hub
@@ -122,48 +151,79 @@ class HubStore(ABC):
             return LocalHubStore(hub)
         return HfHubStore(hub)
 
-    def repo_id(self, phase: str) -> str:
-        if phase not in PHASES:
-            raise HubError(f"unknown phase {phase!r}; phases are {', '.join(PHASES)}")
-        return self.hub.repo_id(phase)
+    def repo_id(self, name: str) -> str:
+        """`<namespace>/<prefix>-<name>`; raises `HubError` for a name that is no repo name."""
+        if not _NAME.fullmatch(name):
+            raise HubError(f"{name!r} is not a dataset name (letters, digits, '_', '-', '.')")
+        return self.hub.repo_id(name)
 
     @abstractmethod
-    def versions(self, phase: str) -> list[VersionRef]:
+    def versions(self, name: str) -> list[VersionRef]:
         """Published versions, oldest first."""
 
-    def latest(self, phase: str) -> VersionRef | None:
-        found = self.versions(phase)
+    def latest(self, name: str) -> VersionRef | None:
+        """The newest version, or None when none is published."""
+        found = self.versions(name)
         return found[-1] if found else None
 
-    def get(self, phase: str, version: str) -> VersionRef:
+    def get(self, name: str, version: str) -> VersionRef:
+        """One version; raises `VersionNotFoundError` listing the known ones."""
         version_number(version)
-        found = self.versions(phase)
+        found = self.versions(name)
         for ref in found:
             if ref.version == version:
                 return ref
         known = ", ".join(ref.version for ref in found) or "none published yet"
-        raise HubError(
-            f"{self.repo_id(phase)} has no version {version} in the {self.where()}; "
+        raise VersionNotFoundError(
+            f"{self.repo_id(name)} has no version {version} in the {self.where()}; "
             f"known versions: {known}"
         )
 
     @abstractmethod
-    def load(self, phase: str, version: str) -> datasets.Dataset:
+    def load(self, name: str, version: str) -> datasets.Dataset:
         """The `train` split of that version."""
 
     @abstractmethod
-    def read_card(self, phase: str, version: str) -> str:
+    def read_card(self, name: str, version: str) -> str:
         """The README.md text of that version."""
 
-    @abstractmethod
     def publish(
         self,
-        phase: str,
+        name: str,
         dataset: datasets.Dataset,
         render_card: RenderCard,
         files: Mapping[str, bytes] | None = None,
     ) -> VersionRef:
-        """Publish `dataset` as the next version; `render_card(ref)` gives its README.md."""
+        """Publish `dataset` as the next version of `name`; `render_card(ref)` gives its
+        README.md. Raises `HubError` (nothing is left behind on failure)."""
+
+        def stage(folder: Path) -> str:
+            return write_rows_and_files(folder, dataset, files, self.max_shard_bytes)[1]
+
+        return self._publish(name, "dataset", stage, render_card)
+
+    def publish_folder(
+        self, name: str, folder: Path, render_card: RenderCard | None = None,
+        repo_type: str = "model",
+    ) -> VersionRef:
+        """Publish every file of `folder` (a checkpoint) as the next version of `name`; its own
+        README.md is the card unless `render_card` is given. Raises `HubError`."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise HubError(f"{folder} is not a folder to publish")
+
+        def stage(target: Path) -> None:
+            shutil.copytree(folder, target, dirs_exist_ok=True)
+            return None
+
+        return self._publish(name, repo_type, stage, render_card)
+
+    max_shard_bytes: int = MAX_SHARD_BYTES
+
+    @abstractmethod
+    def _publish(self, name: str, repo_type: str, stage: Stage,
+                 render_card: RenderCard | None) -> VersionRef:
+        """Stage the files, add the card, and make them the next version atomically."""
 
     @abstractmethod
     def where(self) -> str:
@@ -247,7 +307,7 @@ def _fsync(path: Path) -> None:
 
 
 class LocalHubStore(HubStore):
-    """Versions as folders `<root>/<namespace>/<prefix>-<dataset>/vN/`."""
+    """Versions as folders `<root>/<namespace>/<prefix>-<name>/vN/`."""
 
     def __init__(self, hub: HubConfig, max_shard_bytes: int = MAX_SHARD_BYTES) -> None:
         super().__init__(hub)
@@ -257,15 +317,15 @@ class LocalHubStore(HubStore):
     def where(self) -> str:
         return f"local folder {self.root}"
 
-    def repo_dir(self, phase: str) -> Path:
-        return self.root / self.repo_id(phase)
+    def repo_dir(self, name: str) -> Path:
+        return self.root / self.repo_id(name)
 
-    def _ref(self, phase: str, version: str) -> VersionRef:
-        location = str(self.repo_dir(phase) / version)
-        return VersionRef(phase, self.repo_id(phase), version, version, location)
+    def _ref(self, name: str, version: str) -> VersionRef:
+        location = str(self.repo_dir(name) / version)
+        return VersionRef(name, self.repo_id(name), version, version, location)
 
-    def versions(self, phase: str) -> list[VersionRef]:
-        repo_dir = self.repo_dir(phase)
+    def versions(self, name: str) -> list[VersionRef]:
+        repo_dir = self.repo_dir(name)
         if not repo_dir.is_dir():
             return []
         numbers = sorted(
@@ -273,14 +333,14 @@ class LocalHubStore(HubStore):
             for entry in repo_dir.iterdir()
             if entry.is_dir() and (match := _VERSION.fullmatch(entry.name))
         )
-        return [self._ref(phase, f"v{number}") for number in numbers]
+        return [self._ref(name, f"v{number}") for number in numbers]
 
-    def load(self, phase: str, version: str) -> datasets.Dataset:
+    def load(self, name: str, version: str) -> datasets.Dataset:
         # Exactly what the card's snippet runs; content-hashed shard names keep the cache apart.
-        return datasets.load_dataset(self.get(phase, version).location, split=SPLIT)
+        return datasets.load_dataset(self.get(name, version).location, split=SPLIT)
 
-    def read_card(self, phase: str, version: str) -> str:
-        return (Path(self.get(phase, version).location) / CARD_FILE).read_text(encoding="utf-8")
+    def read_card(self, name: str, version: str) -> str:
+        return (Path(self.get(name, version).location) / CARD_FILE).read_text(encoding="utf-8")
 
     def _reserve(self, repo_dir: Path) -> tuple[int, Path]:
         """Atomically create `.vN.partial` for the next free N; it is ours alone."""
@@ -302,21 +362,19 @@ class LocalHubStore(HubStore):
                 continue
             return number, partial
 
-    def publish(
-        self,
-        phase: str,
-        dataset: datasets.Dataset,
-        render_card: RenderCard,
-        files: Mapping[str, bytes] | None = None,
-    ) -> VersionRef:
-        repo_dir = self.repo_dir(phase)
+    def _publish(self, name: str, repo_type: str, stage: Stage,
+                 render_card: RenderCard | None) -> VersionRef:
+        repo_dir = self.repo_dir(name)
         repo_dir.mkdir(parents=True, exist_ok=True)
         number, partial = self._reserve(repo_dir)
         try:
-            _, pattern = write_rows_and_files(partial, dataset, files, self.max_shard_bytes)
-            ref = replace(self._ref(phase, f"v{number}"), data_files=pattern)
-            card = _check_card(render_card(ref))
-            (partial / CARD_FILE).write_text(card, encoding="utf-8")
+            pattern = stage(partial)
+            ref = self._ref(name, f"v{number}")
+            if pattern is not None:
+                ref = replace(ref, data_files=pattern)
+            if render_card is not None:
+                card = _check_card(render_card(ref))
+                (partial / CARD_FILE).write_text(card, encoding="utf-8")
             _fsync_tree(partial)
             os.rename(partial, ref.location)
         except BaseException:
@@ -327,7 +385,7 @@ class LocalHubStore(HubStore):
 
 
 class HfHubStore(HubStore):
-    """Versions as tagged commits of a dataset repo on the Hugging Face Hub."""
+    """Versions as tagged commits of a repo on the Hugging Face Hub."""
 
     max_attempts = 8
 
@@ -337,7 +395,7 @@ class HfHubStore(HubStore):
         super().__init__(hub)
         self.endpoint = (hub.endpoint or huggingface_hub.constants.ENDPOINT).rstrip("/")
         self.max_shard_bytes = max_shard_bytes
-        self._token = os.environ.get(hub.token_env) or None
+        self._token = hub_token(hub)
         self.api = huggingface_hub.HfApi(
             endpoint=self.endpoint, token=self._token, library_name="warriorcoder"
         )
@@ -345,89 +403,117 @@ class HfHubStore(HubStore):
     def where(self) -> str:
         return f"Hub {self.endpoint}"
 
-    def versions(self, phase: str) -> list[VersionRef]:
-        from huggingface_hub.errors import RepositoryNotFoundError
+    @staticmethod
+    def _repo_type(name: str) -> str:
+        return "model" if name == "model" else "dataset"
 
-        repo_id = self.repo_id(phase)
+    def versions(self, name: str) -> list[VersionRef]:
+        from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+        repo_id = self.repo_id(name)
         try:
-            refs = self.api.list_repo_refs(repo_id, repo_type="dataset")
+            refs = self.api.list_repo_refs(repo_id, repo_type=self._repo_type(name))
         except RepositoryNotFoundError:
             return []
+        except HfHubHTTPError as error:
+            raise hub_error(error, f"listing the versions of {repo_id}") from error
         tags = sorted(
             (int(match[1]), tag.target_commit)
             for tag in refs.tags
             if (match := _VERSION.fullmatch(tag.name))
         )
-        return [VersionRef(phase, repo_id, f"v{n}", sha, repo_id) for n, sha in tags]
+        return [VersionRef(name, repo_id, f"v{n}", sha, repo_id) for n, sha in tags]
 
-    def load(self, phase: str, version: str) -> datasets.Dataset:
-        ref = self.get(phase, version)
-        if datasets.config.HF_ENDPOINT.rstrip("/") == self.endpoint:
-            return datasets.load_dataset(
-                ref.repo_id, revision=ref.revision, split=SPLIT, token=self._token
+    def load(self, name: str, version: str) -> datasets.Dataset:
+        from huggingface_hub.errors import HfHubHTTPError
+
+        ref = self.get(name, version)
+        try:
+            if datasets.config.HF_ENDPOINT.rstrip("/") == self.endpoint:
+                return datasets.load_dataset(
+                    ref.repo_id, revision=ref.revision, split=SPLIT, token=self._token
+                )
+            # `datasets` only talks to the endpoint it was imported with: load a local snapshot.
+            folder = self.api.snapshot_download(
+                ref.repo_id, repo_type="dataset", revision=ref.revision
             )
-        # `datasets` only talks to the endpoint it was imported with: load a local snapshot.
-        folder = self.api.snapshot_download(ref.repo_id, repo_type="dataset", revision=ref.revision)
+        except HfHubHTTPError as error:
+            raise hub_error(error, f"loading {ref.spec()}") from error
         return datasets.load_dataset(folder, split=SPLIT)
 
-    def read_card(self, phase: str, version: str) -> str:
-        ref = self.get(phase, version)
-        path = self.api.hf_hub_download(
-            ref.repo_id, CARD_FILE, repo_type="dataset", revision=ref.revision
-        )
+    def read_card(self, name: str, version: str) -> str:
+        from huggingface_hub.errors import HfHubHTTPError
+
+        ref = self.get(name, version)
+        try:
+            path = self.api.hf_hub_download(
+                ref.repo_id, CARD_FILE, repo_type=self._repo_type(name), revision=ref.revision
+            )
+        except HfHubHTTPError as error:
+            raise hub_error(error, f"reading the card of {ref.spec()}") from error
         return Path(path).read_text(encoding="utf-8")
 
-    def _plan(self, repo_id: str) -> tuple[str | None, int]:
+    def _plan(self, repo_id: str, repo_type: str) -> tuple[str | None, int]:
         """The head of `main` and the next version number after it."""
-        refs = self.api.list_repo_refs(repo_id, repo_type="dataset")
+        refs = self.api.list_repo_refs(repo_id, repo_type=repo_type)
         head = next(
             (branch.target_commit for branch in refs.branches if branch.name == "main"), None
         )
         last = max((int(m[1]) for t in refs.tags if (m := _VERSION.fullmatch(t.name))), default=0)
         if head is not None:
             # A publish whose commit landed but whose tag is not made yet still owns its number.
-            for commit in self.api.list_repo_commits(repo_id, repo_type="dataset", revision=head):
+            for commit in self.api.list_repo_commits(repo_id, repo_type=repo_type, revision=head):
                 if match := _PUBLISH_TITLE.match(commit.title):
                     last = max(last, int(match[1]))
                     break
         return head, last + 1
 
-    def publish(
-        self,
-        phase: str,
-        dataset: datasets.Dataset,
-        render_card: RenderCard,
-        files: Mapping[str, bytes] | None = None,
-    ) -> VersionRef:
+    def _publish(self, name: str, repo_type: str, stage: Stage,
+                 render_card: RenderCard | None) -> VersionRef:
+        from huggingface_hub.errors import HfHubHTTPError
+
+        repo_id = self.repo_id(name)
+        try:
+            self.api.create_repo(repo_id, repo_type=repo_type, private=self.hub.private,
+                                 exist_ok=True)
+            return self._commit_version(name, repo_id, repo_type, stage, render_card)
+        except HfHubHTTPError as error:
+            raise hub_error(error, f"publishing a version of {repo_id}") from error
+
+    def _commit_version(self, name: str, repo_id: str, repo_type: str, stage: Stage,
+                        render_card: RenderCard | None) -> VersionRef:
         from huggingface_hub import CommitOperationAdd, CommitOperationDelete
         from huggingface_hub.errors import HfHubHTTPError
 
-        repo_id = self.repo_id(phase)
-        self.api.create_repo(repo_id, repo_type="dataset", private=self.hub.private, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="warriorcoder-publish-") as tmp:
             folder = Path(tmp)
-            # Rows once; the card names the version, which changes if a retry is needed.
-            written, pattern = write_rows_and_files(folder, dataset, files, self.max_shard_bytes)
-            paths = [CARD_FILE, *written]
+            # Files once; the card names the version, which changes if a retry is needed.
+            pattern = stage(folder)
+            paths = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                           if p.is_file())
+            if render_card is not None:
+                paths = [p for p in paths if p != CARD_FILE]
             for attempt in range(1, self.max_attempts + 1):
-                head, number = self._plan(repo_id)
-                ref = VersionRef(phase, repo_id, f"v{number}", f"v{number}", repo_id, pattern)
-                card = _check_card(render_card(ref))
-                operations: list[CommitOperationAdd | CommitOperationDelete] = [
-                    CommitOperationAdd(CARD_FILE, card.encode("utf-8"))
-                ]
-                operations += [CommitOperationAdd(p, str(folder / p)) for p in paths[1:]]
+                head, number = self._plan(repo_id, repo_type)
+                ref = VersionRef(name, repo_id, f"v{number}", f"v{number}", repo_id,
+                                 pattern or f"{DATA_DIR}/*.parquet")
+                operations: list[CommitOperationAdd | CommitOperationDelete] = []
+                if render_card is not None:
+                    card = _check_card(render_card(ref))
+                    operations.append(CommitOperationAdd(CARD_FILE, card.encode("utf-8")))
+                operations += [CommitOperationAdd(p, str(folder / p)) for p in paths]
+                kept = {CARD_FILE, *paths} if render_card is not None else set(paths)
                 if head is not None:
-                    old = self.api.list_repo_files(repo_id, repo_type="dataset", revision=head)
-                    stale = set(old) - set(paths) - {".gitattributes"}
+                    old = self.api.list_repo_files(repo_id, repo_type=repo_type, revision=head)
+                    stale = set(old) - kept - {".gitattributes"}
                     operations += [CommitOperationDelete(path) for path in sorted(stale)]
-                title = f"warriorcoder: publish {ref.version} of {PHASE_DATASETS[phase]}"
+                title = f"warriorcoder: publish {ref.version} of {name}"
                 try:
                     commit = self.api.create_commit(
                         repo_id,
                         operations,
                         commit_message=title,
-                        repo_type="dataset",
+                        repo_type=repo_type,
                         parent_commit=head,
                     )
                 except HfHubHTTPError as error:
@@ -438,12 +524,14 @@ class HfHubStore(HubStore):
                     raise
                 try:
                     self.api.create_tag(
-                        repo_id, tag=ref.version, revision=commit.oid, repo_type="dataset"
+                        repo_id, tag=ref.version, revision=commit.oid, repo_type=repo_type
                     )
                 except HfHubHTTPError as error:
                     raise HubError(
                         f"{repo_id}: commit {commit.oid} holds {ref.version} but tagging it failed "
-                        f"({error}); that number is skipped, publish again"
+                        f"({hub_error(error, 'tagging')}); that number is skipped, publish again"
                     ) from error
                 return replace(ref, revision=commit.oid)
-        raise HubError(f"{repo_id}: gave up after {self.max_attempts} conflicting publishes")
+        raise PublishConflictError(
+            f"{repo_id}: gave up after {self.max_attempts} conflicting publishes; run again"
+        )

@@ -1,30 +1,39 @@
-"""What every phase shares: read the parent version, build rows, render the card, publish.
+"""What every phase shares: its declaration, and the input and output of its builder.
 
-A builder is a function `(PhaseInput) -> PhaseOutput`; `run_phase` does the rest once.
+Each phase module declares its facts beside its code, as `datasets` builders declare their info:
+
+    PHASE = Phase(name="battle", dataset="battles", parent="compress",
+                  required_columns=("id", "expert", "instruction"), summary="...",
+                  config_sections=("battle",), uses_experts=True)
+
+    @PHASE.builder
+    def build(phase_input: PhaseInput) -> PhaseOutput: ...
+
+    @PHASE.planner
+    def plan(config: ArenaConfig, rows_in: int | None) -> PhasePlan: ...
+
+`warriorcoder.phases` collects the six declarations in pipeline order; `warriorcoder.runner`
+reads the parent version, checks the required columns, builds, renders the card and publishes.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import datasets
 
-from warriorcoder.config import PHASE_DATASETS, PHASE_PARENTS, ArenaConfig
-from warriorcoder.dataset_cards import CardContent, render_dataset_card
+from warriorcoder.config import ArenaConfig
+from warriorcoder.dataset_cards import CardContent
+from warriorcoder.errors import InputDatasetError, PhaseError
 
 if TYPE_CHECKING:
     from warriorcoder.generation import ExpertPool
-    from warriorcoder.hub import HubStore, VersionRef
+    from warriorcoder.hub import VersionRef
 
-logger = logging.getLogger(__name__)
-
-
-class PhaseError(RuntimeError):
-    """A phase cannot run; the message says what to do."""
+__all__ = ["Phase", "PhaseError", "PhaseInput", "PhaseOutput", "PhasePlan", "expert_records"]
 
 
 @dataclass
@@ -47,6 +56,7 @@ class PhaseInput:
 
     @property
     def parent_rows(self) -> datasets.Dataset:
+        """The parent version's rows; raises `PhaseError` for a phase that has no parent."""
         if self.rows is None:
             raise PhaseError("this phase needs a parent dataset")
         return self.rows
@@ -60,73 +70,80 @@ class PhaseOutput:
     content: CardContent
 
 
+@dataclass(frozen=True)
+class PhasePlan:
+    """What a phase is expected to cost and produce, before any call is made.
+
+    Token counts are estimates from the config's limits (`generated_tokens` is the upper bound
+    `calls x max_new_tokens`) and, where the parent exists, from its real rows."""
+
+    calls: int
+    prompt_tokens: int
+    generated_tokens: int
+    rows_out: int
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"calls": self.calls, "prompt_tokens": self.prompt_tokens,
+                "generated_tokens": self.generated_tokens, "rows_out": self.rows_out}
+
+
 Builder = Callable[[PhaseInput], PhaseOutput]
+Planner = Callable[[ArenaConfig, "datasets.Dataset | None", int | None], PhasePlan]
 
 
-def builder_for(phase: str) -> Builder:
-    """The builder function of a phase (imported lazily: phases pull in heavy libraries)."""
-    from importlib import import_module
+@dataclass
+class Phase:
+    """The facts of one phase, declared in its module next to its builder."""
 
-    module = import_module(f"warriorcoder.builders.{phase}")
-    return module.build
+    name: str
+    dataset: str
+    """The dataset it writes (repo `<namespace>/<prefix>-<dataset>`)."""
+    parent: str | None
+    """The phase whose dataset it reads (None: it reads none)."""
+    summary: str
+    """One or two sentences for the card."""
+    required_columns: tuple[str, ...] = ()
+    """Columns the parent version must have; checked once, before the builder runs."""
+    config_sections: tuple[str, ...] = ()
+    """Config sections that determine its output (with the parent version and the experts)."""
+    uses_experts: bool = False
+    """Whether it sends LLM calls (so its output also depends on the experts' identities)."""
+    task_categories: tuple[str, ...] = ("text-generation",)
+    build: Builder | None = field(default=None, repr=False)
+    plan: Planner | None = field(default=None, repr=False)
 
+    def builder(self, function: Builder) -> Builder:
+        """Decorator: register the phase's builder."""
+        self.build = function
+        return function
 
-def resolve_parent(store: HubStore, phase: str, version: str | None) -> VersionRef | None:
-    """The pinned parent version: the one asked for, else the latest (announced)."""
-    parent_phase = PHASE_PARENTS[phase]
-    if parent_phase is None:
-        return None
-    if version is not None:
-        return store.get(parent_phase, version)
-    ref = store.latest(parent_phase)
-    if ref is None:
-        raise PhaseError(
-            f"`{phase}` reads {PHASE_DATASETS[parent_phase]!r} but no version of it exists yet; "
-            f"run `warriorcoder {parent_phase}` first"
-        )
-    logger.info("%s: reading %s at %s (latest; pin it with --input)",
-                phase, ref.repo_id, ref.version)
-    return ref
+    def planner(self, function: Planner) -> Planner:
+        """Decorator: register the phase's cost planner."""
+        self.plan = function
+        return function
 
-
-def run_phase(
-    phase: str,
-    config: ArenaConfig,
-    *,
-    input_version: str | None = None,
-    store: HubStore | None = None,
-    pool: ExpertPool | None = None,
-    builder: Builder | None = None,
-) -> VersionRef:
-    """Run one phase on its parent's pinned version and publish the new version with its card."""
-    from warriorcoder.hub import HubStore
-
-    store = store or HubStore.from_config(config.hub)
-    parent = resolve_parent(store, phase, input_version)
-    rows = store.load(parent.phase, parent.version) if parent is not None else None
-    phase_input = PhaseInput(config=config, rows=rows, parent=parent,
-                             pool_factory=(lambda: pool) if pool is not None else None)
-    try:
-        output = (builder or builder_for(phase))(phase_input)
-    finally:
-        if "pool" in phase_input.__dict__ and pool is None:  # the pool this phase started
-            phase_input.pool.close()
-
-    def render(ref: VersionRef) -> str:
-        return render_dataset_card(phase=phase, ref=ref, parent=parent, config=config,
-                                   dataset=output.dataset, content=output.content)
-
-    ref = store.publish(phase, output.dataset, render, files=output.content.figure_files())
-    logger.info("%s: published %s %s (%d rows)", phase, ref.repo_id, ref.version,
-                len(output.dataset))
-    return ref
+    def check_columns(self, rows: datasets.Dataset, parent_spec: str) -> None:
+        """Raise `InputDatasetError` naming the required columns `rows` lacks."""
+        missing = [c for c in self.required_columns if c not in rows.column_names]
+        if missing:
+            raise InputDatasetError(
+                f"{self.name}: {parent_spec} lacks column(s) {', '.join(missing)} (it has "
+                f"{', '.join(rows.column_names)}); read a version written by "
+                f"`warriorcoder {self.parent}`"
+            )
+        if len(rows) == 0:
+            raise InputDatasetError(f"{self.name}: {parent_spec} has no rows")
 
 
 def expert_records(phase_input: PhaseInput, names: list[str] | None = None) -> list[dict[str, Any]]:
-    """name / model_id / model_revision of the experts, as the server or local model reports."""
+    """name / model_id / model_revision (and where the revision came from) of the experts."""
     records = []
     for name in names or phase_input.config.expert_names:
         info = phase_input.pool.info(name)
-        records.append({"name": name, "model_id": info.model_id,
-                        "model_revision": info.model_revision})
+        record = {"name": name, "model_id": info.model_id, "model_revision": info.model_revision}
+        source = getattr(info, "revision_source", None)
+        if source:
+            record["revision_source"] = source
+        records.append(record)
     return records

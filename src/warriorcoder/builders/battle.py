@@ -8,18 +8,18 @@ several battles over it. Answers cut by the length limit are kept and flagged `t
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import datasets
 
-from warriorcoder.builders.base import PhaseError, PhaseInput, PhaseOutput, expert_records
-from warriorcoder.builders.common import derive_seed, stable_id
+from warriorcoder.builders.base import Phase, PhaseInput, PhaseOutput, PhasePlan, expert_records
+from warriorcoder.builders.common import derive_seed, mean_text_tokens, stable_id
 from warriorcoder.builders.schedule import Schedule, schedule_defenders
 from warriorcoder.config import ArenaConfig
 from warriorcoder.dataset_cards import CardContent, CardSection, markdown_table
+from warriorcoder.dataset_cards.response_stats import battle_code_section
+from warriorcoder.errors import InputDatasetError, PhaseError
 from warriorcoder.generation.types import ChatRequest, GenerationResult, SamplingParams
 
 SIDES = ("attacker", "defender")
@@ -46,16 +46,16 @@ FEATURES = datasets.Features({
 
 REQUIRED_COLUMNS = ("id", "expert", "instruction")
 
-
-@contextlib.contextmanager
-def generation_failures(phase: str) -> Iterator[None]:
-    """Turn the generation layer's permanent failures into a PhaseError that says what to do."""
-    from warriorcoder.generation import GenerationFailed
-
-    try:
-        yield
-    except GenerationFailed as error:  # its message says what failed and how to resume
-        raise PhaseError(f"{phase}: {error}") from error
+PHASE = Phase(
+    name="battle",
+    dataset="battles",
+    parent="compress",
+    summary="Pairwise battles: each instruction's miner (attacker) and a scheduled defender "
+    "both answer it.",
+    required_columns=REQUIRED_COLUMNS,
+    config_sections=("battle",),
+    uses_experts=True,
+)
 
 
 def answer_request(config: ArenaConfig, expert: str, instruction_id: str,
@@ -70,14 +70,6 @@ def answer_request(config: ArenaConfig, expert: str, instruction_id: str,
 
 def _columns(rows: datasets.Dataset, experts: list[str]) -> dict[str, list[Any]]:
     """The columns of `compressed` the phase reads, checked row by row."""
-    missing = [c for c in REQUIRED_COLUMNS if c not in rows.column_names]
-    if missing:
-        raise PhaseError(
-            f"battle: the `compressed` dataset lacks column(s) {missing} (it has "
-            f"{rows.column_names}); read a version written by `warriorcoder compress`"
-        )
-    if len(rows) == 0:
-        raise PhaseError("battle: the `compressed` version has no rows; nothing to battle over")
     wanted = [*REQUIRED_COLUMNS, *(["kcenter_rank"] if "kcenter_rank" in rows.column_names else [])]
     data = rows.select_columns(wanted).to_dict()
     data.setdefault("kcenter_rank", [None] * len(rows))
@@ -85,19 +77,33 @@ def _columns(rows: datasets.Dataset, experts: list[str]) -> dict[str, list[Any]]
     for row_id, expert, instruction in zip(data["id"], data["expert"], data["instruction"],
                                            strict=True):
         if row_id in seen:
-            raise PhaseError(f"battle: `compressed` row id {row_id!r} appears twice")
+            raise InputDatasetError(f"battle: `compressed` row id {row_id!r} appears twice")
         seen.add(row_id)
         if expert not in experts:
-            raise PhaseError(
+            raise InputDatasetError(
                 f"battle: `compressed` row {row_id!r} was mined by {expert!r}, which is not an "
                 f"expert of this arena ({experts}); add it to `experts` in the config or read a "
                 "`compressed` version mined by these experts"
             )
         if not (instruction or "").strip():
-            raise PhaseError(f"battle: `compressed` row {row_id!r} has an empty instruction")
+            raise InputDatasetError(
+                f"battle: `compressed` row {row_id!r} has an empty instruction")
     return data
 
 
+@PHASE.planner
+def plan(config: ArenaConfig, parent: datasets.Dataset | None, rows_in: int | None) -> PhasePlan:
+    """Each competitor answers each instruction once, however many battles it fights on it."""
+    rows = len(parent) if parent is not None else rows_in or 0
+    per_instruction = min(config.battle.battles_per_instruction, len(config.experts) - 1)
+    calls = rows * (1 + per_instruction)
+    prompt = mean_text_tokens(parent, "instruction") if parent is not None else 64
+    return PhasePlan(calls=calls, prompt_tokens=calls * (prompt + 8),
+                     generated_tokens=calls * config.battle.max_new_tokens,
+                     rows_out=rows * per_instruction)
+
+
+@PHASE.builder
 def build(phase_input: PhaseInput) -> PhaseOutput:
     config = phase_input.config
     rows = phase_input.parent_rows
@@ -118,13 +124,9 @@ def build(phase_input: PhaseInput) -> PhaseOutput:
         for expert in (attacker, *defenders):
             requests.setdefault((expert, iid), answer_request(config, expert, iid, instruction))
     unique = list(dict.fromkeys(requests.values()))  # identical requests are sent once
-    with generation_failures("battle"):
-        results = phase_input.pool.run(unique, desc="battle: answers")
+    # Every answer is needed: a failed call raises GenerationFailed (after all the others).
+    results = phase_input.pool.run(unique, desc="battle: answers")
     by_request = dict(zip(unique, results, strict=True))
-    for request, result in by_request.items():
-        if not result.ok:
-            raise PhaseError(f"battle: {request.expert} failed to answer: {result.error}; run "
-                             "the phase again to retry the failed calls")
 
     out: list[dict[str, Any]] = []
     for iid, attacker, instruction, rank, defenders in zip(
@@ -143,7 +145,8 @@ def build(phase_input: PhaseInput) -> PhaseOutput:
     content = CardContent(
         counts=[("instructions", len(ids)), ("battles", len(out)),
                 ("answers generated", len(unique))],
-        sections=[schedule_section(schedule), responses_section(out, battle.max_new_tokens)],
+        sections=[schedule_section(schedule), responses_section(out, battle.max_new_tokens),
+                  battle_code_section(out)],
         experts=expert_records(phase_input),
     )
     return PhaseOutput(dataset=dataset, content=content)

@@ -16,7 +16,8 @@ import datasets
 import numpy as np
 
 from warriorcoder.assets import resolve_model
-from warriorcoder.builders.base import PhaseError, PhaseInput, PhaseOutput
+from warriorcoder.builders.base import Phase, PhaseInput, PhaseOutput, PhasePlan
+from warriorcoder.config import ArenaConfig
 from warriorcoder.dataset_cards import CardContent, CardSection, Figure, markdown_table, render_png
 
 if TYPE_CHECKING:
@@ -27,6 +28,24 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RADIUS_FIGURE = "figures/coverage_radius.png"
+
+PHASE = Phase(
+    name="compress",
+    dataset="compressed",
+    parent="filter",
+    summary="A diverse subset of the filtered instructions selected by KCenterGreedy over "
+    "sentence embeddings.",
+    required_columns=("id", "instruction"),
+    config_sections=("compress",),
+)
+
+
+@PHASE.planner
+def plan(config: ArenaConfig, parent: datasets.Dataset | None, rows_in: int | None) -> PhasePlan:
+    """No LLM call: an embedding per row, then KCenterGreedy keeps `compress.size` of them."""
+    rows = len(parent) if parent is not None else rows_in or 0
+    return PhasePlan(calls=0, prompt_tokens=0, generated_tokens=0,
+                     rows_out=min(rows, config.compress.size))
 
 
 def embedding_devices() -> list[str]:
@@ -71,6 +90,7 @@ def embed_instructions(texts: list[str], model_name: str, batch_size: int) -> np
     return embeddings / np.maximum(norms, 1e-12)
 
 
+@PHASE.builder
 def build(phase_input: PhaseInput) -> PhaseOutput:
     from warriorcoder.scoring.kcenter import coverage_radius_curve, first_center, kcenter_greedy
 
@@ -78,11 +98,6 @@ def build(phase_input: PhaseInput) -> PhaseOutput:
     options = config.compress
     rows = phase_input.parent_rows
     n = len(rows)
-    if n == 0:
-        raise PhaseError(
-            "the filtered dataset has no rows to compress; mine more instructions or lower "
-            "filter.min_difficulty"
-        )
     texts = rows["instruction"]
     embeddings = embed_instructions(list(texts), options.embedding_model, options.batch_size)
     first = first_center(n, options.seed)

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,10 +23,17 @@ from typing import Any
 import datasets
 import numpy as np
 
-from warriorcoder.builders.base import PhaseError, PhaseInput, PhaseOutput, expert_records
-from warriorcoder.builders.common import Parsed, derive_seed, generate_parsed
+from warriorcoder.builders.base import Phase, PhaseInput, PhaseOutput, PhasePlan, expert_records
+from warriorcoder.builders.common import (
+    Parsed,
+    derive_seed,
+    estimate_tokens,
+    generate_parsed,
+    mean_text_tokens,
+)
 from warriorcoder.config import ArenaConfig, FilterConfig
 from warriorcoder.dataset_cards import CardContent, CardSection, Figure, markdown_table, render_png
+from warriorcoder.errors import PhaseError
 from warriorcoder.generation.types import ChatRequest, SamplingParams
 from warriorcoder.scoring.difficulty import (
     LEVELS,
@@ -33,6 +41,17 @@ from warriorcoder.scoring.difficulty import (
     parse_difficulty,
     render_difficulty_prompt,
     score_regex,
+)
+
+PHASE = Phase(
+    name="filter",
+    dataset="filtered",
+    parent="mine",
+    summary="Mined instructions after normalisation, exact and near deduplication, benchmark "
+    "decontamination and judge-rated difficulty filtering (difficulty >= threshold).",
+    required_columns=("id", "expert", "instruction"),
+    config_sections=("filter",),
+    uses_experts=True,
 )
 
 DIFFICULTY_FIGURE = "figures/difficulty.png"
@@ -100,15 +119,30 @@ def difficulty_request(item: _Rating, attempt: int, options: FilterConfig) -> Ch
     return ChatRequest.user(item.judge, render_difficulty_prompt(item.instruction), params)
 
 
+@PHASE.planner
+def plan(config: ArenaConfig, parent: datasets.Dataset | None, rows_in: int | None) -> PhasePlan:
+    """One difficulty rating per (row left after dedup, judge) on the first attempt."""
+    rows = len(parent) if parent is not None else rows_in or 0
+    survival = config.mine.survival
+    rated = math.floor(rows * survival.dedup * survival.decontamination)
+    judges = len(config.filter.judges or config.expert_names)
+    calls = rated * max(judges - 1, 1)
+    instruction = mean_text_tokens(parent, "instruction") if parent is not None else 64
+    prompt = estimate_tokens(render_difficulty_prompt("")) + instruction
+    return PhasePlan(calls=calls, prompt_tokens=calls * prompt,
+                     generated_tokens=calls * config.filter.max_new_tokens,
+                     rows_out=math.floor(rated * survival.difficulty),
+                     notes=("rows rated and kept assume the mine.survival dedup, "
+                            "decontamination and difficulty rates",
+                            f"retries: at most {config.filter.max_attempts - 1} more per "
+                            "unparsable rating"))
+
+
+@PHASE.builder
 def build(phase_input: PhaseInput) -> PhaseOutput:
     config = phase_input.config
     options = config.filter
     parent = phase_input.parent_rows
-    if "instruction" not in parent.column_names or "id" not in parent.column_names:
-        raise PhaseError(
-            f"the parent dataset has columns {parent.column_names}; filter needs `id` and "
-            "`instruction` (a mined_raw version)"
-        )
     steps = _Steps()
     rows = sorted(parent.to_list(), key=lambda row: row["id"])
     steps.counts.append(("mined_raw rows", len(rows)))

@@ -6,33 +6,48 @@ order drawn per (battle, judge) from `judge.seed` (column `order_seed`); `both_o
 once per order. The verdict is parsed strictly; a reply without one is asked again with a new
 seed up to `max_attempts` times, then recorded `invalid`. `constrained_verdicts` asks guided
 decoding (TGI's `grammar`, or the local backend's regex sampler) for a reply ending in a verdict.
+
+Position bias: a judge whose first-shown share departs from 0.5 (exact binomial test,
+Bonferroni over the judges, `judge.bias_confidence`) is flagged on the card and handled by
+`judge.bias_policy`; under `reask` its votes are asked again in the other order (rows with
+`reasked` true) and each pair counts as one verdict, a tie where the two disagree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import datasets
 
-from warriorcoder.builders.base import PhaseError, PhaseInput, PhaseOutput, expert_records
-from warriorcoder.builders.battle import generation_failures
-from warriorcoder.builders.common import Parsed, derive_seed, generate_parsed
+from warriorcoder.builders.base import (
+    Phase,
+    PhaseError,
+    PhaseInput,
+    PhaseOutput,
+    PhasePlan,
+    expert_records,
+)
+from warriorcoder.builders.common import Parsed, derive_seed, estimate_tokens, generate_parsed
 from warriorcoder.builders.ratings import (
     ATTACKER_FIRST,
     DEFENDER_FIRST,
     choose_targets,
     competitors,
     compute_ratings,
+    count_votes,
+    judge_bias_tests,
     judges_section,
     ratings_section,
-    tally_battles,
     targets_section,
+    truncation_of,
     win_rate_section,
 )
+from warriorcoder.builders.sizing import shortfall_note
 from warriorcoder.config import ArenaConfig, JudgeConfig
-from warriorcoder.dataset_cards import CardContent
+from warriorcoder.dataset_cards import CardContent, CardSection
 from warriorcoder.generation.types import ChatRequest, SamplingParams
 from warriorcoder.scoring.verdicts import (
     Verdict,
@@ -63,13 +78,28 @@ FEATURES = datasets.Features({
     "response_defender": datasets.Value("string"),
     "truncated_attacker": datasets.Value("bool"),
     "truncated_defender": datasets.Value("bool"),
+    "reasked": datasets.Value("bool"),
 })
 """Columns of `votes`: one row per (battle, judge, order). `verdict` is the positional A/B/Tie
-(null when invalid); `winner` maps it back: attacker, defender, tie or invalid."""
+(null when invalid); `winner` maps it back: attacker, defender, tie or invalid. `reasked`: a
+second vote in the other order for a position-biased judge (`judge.bias_policy: reask`)."""
 
 REQUIRED_COLUMNS = ("battle_id", "instruction_id", "instruction", "attacker", "defender",
                     "response_attacker", "response_defender")
+
+PHASE = Phase(
+    name="judge",
+    dataset="votes",
+    parent="battle",
+    summary="Votes of the uninvolved experts on each battle, with the order of the answers "
+    "shuffled per vote and the competitors' names withheld.",
+    required_columns=REQUIRED_COLUMNS,
+    config_sections=("judge", "select"),  # the card previews select's targets
+    uses_experts=True,
+    task_categories=("text-classification",),
+)
 CHUNK = 4096
+logger = logging.getLogger(__name__)
 """Votes asked per round trip of `generate_parsed` (bounds the prompts held in memory)."""
 
 
@@ -124,21 +154,50 @@ def plan_votes(config: ArenaConfig, battles: datasets.Dataset) -> list[Vote]:
     return votes
 
 
-def _check(config: ArenaConfig, battles: datasets.Dataset) -> None:
-    missing = [c for c in REQUIRED_COLUMNS if c not in battles.column_names]
-    if missing:
-        raise PhaseError(
-            f"judge: the `battles` dataset lacks column(s) {missing}; read a version written by "
-            "`warriorcoder battle`"
-        )
-    if len(battles) == 0:
-        raise PhaseError("judge: the `battles` version has no rows; nothing to judge")
+@PHASE.planner
+def plan(config: ArenaConfig, parent: datasets.Dataset | None, rows_in: int | None) -> PhasePlan:
+    """One vote per (battle, uninvolved judge, order shown) on the first attempt."""
+    battles = len(parent) if parent is not None else rows_in or 0
+    if parent is not None:
+        votes = len(plan_votes(config, parent))
+        data = parent.select(range(min(len(parent), 2000))).select_columns(
+            ["instruction", "response_attacker", "response_defender"]).to_dict()
+        texts = zip(*data.values(), strict=True)
+        sizes = [sum(estimate_tokens(t or "") for t in row) for row in texts]
+        prompt = round(sum(sizes) / max(len(sizes), 1))
+    else:
+        allowed = len(config.judge.judges or config.expert_names)
+        votes = battles * max(allowed - 2, 0) * (2 if config.judge.both_orders else 1)
+        prompt = 64 + 2 * config.battle.max_new_tokens // 2
+    prompt += estimate_tokens(render_judge_prompt("", "", ""))
+    return PhasePlan(calls=votes, prompt_tokens=votes * prompt,
+                     generated_tokens=votes * config.judge.max_new_tokens, rows_out=votes,
+                     notes=(f"retries: at most {config.judge.max_attempts - 1} more per "
+                            "unparsable verdict",
+                            *(["bias_policy reask: up to one more call per vote of a judge "
+                               "flagged as position-biased"]
+                              if config.judge.bias_policy == "reask" else [])))
 
 
+def reask_plan(judge: JudgeConfig, plan: Sequence[Vote], rows: Sequence[Mapping[str, Any]]
+               ) -> list[Vote]:
+    """Under `bias_policy: reask` (and one order per vote), every vote of a judge flagged as
+    position-biased by `rows` (the first pass), asked again in the other order."""
+    if judge.bias_policy != "reask" or judge.both_orders:
+        return []
+    columns = {key: [row[key] for row in rows] for key in ("judge", "battle_id", "verdict",
+                                                             "order")}
+    tests = judge_bias_tests(columns, judge.bias_confidence)
+    flagged = {name for name, test in tests.items() if test.flagged}
+    other = {ATTACKER_FIRST: DEFENDER_FIRST, DEFENDER_FIRST: ATTACKER_FIRST}
+    return [Vote(v.battle, v.judge, other[v.order], v.order_seed) for v in plan
+            if v.judge in flagged]
+
+
+@PHASE.builder
 def build(phase_input: PhaseInput) -> PhaseOutput:
     config = phase_input.config
     battles = phase_input.parent_rows
-    _check(config, battles)
     judge = config.judge
     plan = plan_votes(config, battles)
     flags = [c for c in ("truncated_attacker", "truncated_defender") if c in battles.column_names]
@@ -164,34 +223,56 @@ def build(phase_input: PhaseInput) -> PhaseOutput:
                                 seed=seed, grammar=grammar)
         return ChatRequest.user(vote.judge, prompt, params)
 
-    outcomes: list[Parsed[Verdict]] = []
-    chunks = range(0, len(plan), CHUNK)
-    with generation_failures("judge"):
+    def ask(votes: list[Vote], desc: str) -> list[Parsed[Verdict]]:
+        outcomes: list[Parsed[Verdict]] = []
+        chunks = range(0, len(votes), CHUNK)
         for number, start in enumerate(chunks, 1):
-            label = "judge" if len(chunks) == 1 else f"judge {number}/{len(chunks)}"
-            outcomes += generate_parsed(phase_input.pool, plan[start:start + CHUNK], request,
+            label = desc if len(chunks) == 1 else f"{desc} {number}/{len(chunks)}"
+            outcomes += generate_parsed(phase_input.pool, votes[start:start + CHUNK], request,
                                         parse_verdict, max_attempts=judge.max_attempts,
                                         desc=label)
+        return outcomes
 
     rows = [_row(judge, vote, outcome, columns)
-            for vote, outcome in zip(plan, outcomes, strict=True)]
+            for vote, outcome in zip(plan, ask(plan, "judge"), strict=True)]
+    reasked = reask_plan(judge, plan, rows)
+    if reasked:
+        logger.info("judge: re-asking %d votes of position-biased judge(s) %s with the answers "
+                    "swapped (judge.bias_policy: reask)", len(reasked),
+                    sorted({v.judge for v in reasked}))
+        rows += [{**_row(judge, vote, outcome, columns), "reasked": True}
+                 for vote, outcome in zip(reasked, ask(reasked, "judge (re-ask)"), strict=True)]
     dataset = datasets.Dataset.from_list(rows, features=FEATURES)
     votes = dataset.select_columns(["battle_id", "instruction_id", "attacker", "defender",
                                     "judge", "order", "verdict", "winner", "attempts"]).to_dict()
-    tallies = tally_battles(votes)
+    count = count_votes(votes, judge)
+    tallies = count.tallies
     experts = competitors(config.expert_names, votes)
     ratings = compute_ratings(tallies, experts, config.select)
-    targets = choose_targets(tallies, ratings, config.select.alpha)
+    cut = {b: (bool(a), bool(d)) for b, a, d in zip(
+        columns["battle_id"], columns["truncated_attacker"], columns["truncated_defender"],
+        strict=True)}
+    targets = choose_targets(tallies, ratings, config.select.alpha,
+                             truncation_of(tallies, cut), config.select.allow_truncated_targets)
     invalid = sum(row["winner"] == "invalid" for row in rows)
+    unjudged_note = shortfall_note(sum(t.judged for t in tallies), len(tallies), "judge",
+                                   "judge.max_attempts or use judge.constrained_verdicts "
+                                   "(battles without a valid vote carry no outcome)")
+    if unjudged_note:
+        logger.warning(unjudged_note)
     content = CardContent(
         counts=[("battles", len(battles)), ("votes", len(rows)),
+                *([("of them re-asked with the answers swapped", len(reasked))]
+                  if reasked else []),
                 ("valid votes", len(rows) - invalid),
                 ("judged battles", sum(t.judged for t in tallies))],
         sections=[
-            judges_section(votes, tallies, judge.both_orders),
+            *([CardSection("Shortfall", unjudged_note + ".")] if unjudged_note else []),
+            judges_section(votes, tallies, judge.both_orders or bool(reasked), count),
             ratings_section(tallies, ratings, experts, config.select),
             win_rate_section(tallies, experts),
-            targets_section(targets, tallies, experts, config.select.alpha,
+            targets_section([t for t in targets if config.select.allow_truncated_targets
+                             or not t.all_truncated], tallies, experts, config.select.alpha,
                             config.select.keep_unjudged,
                             note="As `select` would choose with this config's `select` "
                                  "settings. "),
@@ -227,4 +308,5 @@ def _row(judge: JudgeConfig, vote: Vote, outcome: Parsed[Verdict],
         "response_defender": columns["response_defender"][i],
         "truncated_attacker": bool(columns["truncated_attacker"][i]),
         "truncated_defender": bool(columns["truncated_defender"][i]),
+        "reasked": False,
     }

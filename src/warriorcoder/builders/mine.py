@@ -7,6 +7,7 @@ its own recorded seed; the text up to the first end-of-user-turn stop is the ins
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,11 +15,23 @@ from typing import Any
 
 import datasets
 
-from warriorcoder.builders.base import PhaseError, PhaseInput, PhaseOutput, expert_records
-from warriorcoder.builders.common import derive_seed, stable_id
+from warriorcoder.builders.base import Phase, PhaseInput, PhaseOutput, PhasePlan, expert_records
+from warriorcoder.builders.common import derive_seed, estimate_tokens, stable_id
+from warriorcoder.builders.sizing import planned_mining_calls, planned_mining_samples
 from warriorcoder.config import ArenaConfig
 from warriorcoder.dataset_cards import CardContent, CardSection, markdown_table
+from warriorcoder.errors import PhaseError
 from warriorcoder.generation.types import CompletionRequest, GenerationResult, SamplingParams
+
+PHASE = Phase(
+    name="mine",
+    dataset="mined_raw",
+    parent=None,
+    summary="Instructions mined from each expert's own chat template (Magpie-style pre-query "
+    "completion) under 9 sampling configs.",
+    config_sections=("mine",),
+    uses_experts=True,
+)
 
 FEATURES = datasets.Features({
     "id": datasets.Value("string"),
@@ -58,12 +71,13 @@ def mining_slots(config: ArenaConfig) -> list[MiningSlot]:
     Seeds are `derive_seed(mine.seed, expert, temperature, top_p, index)`; in the rare case of
     a collision within an expert the seed is derived again with a bump, so none repeats."""
     mine = config.mine
+    samples = planned_mining_samples(config)
     slots = []
     for expert in config.expert_names:
         used: set[int] = set()
         for temperature in mine.temperatures:
             for top_p in mine.top_ps:
-                for index in range(mine.samples_per_config):
+                for index in range(samples):
                     seed = derive_seed(mine.seed, expert, temperature, top_p, index)
                     bump = 0
                     while seed in used:
@@ -91,6 +105,22 @@ def rejection(result: GenerationResult, instruction: str) -> str | None:
     return None
 
 
+@PHASE.planner
+def plan(config: ArenaConfig, parent: datasets.Dataset | None, rows_in: int | None) -> PhasePlan:
+    """One completion per mining slot; each slot yields at most one instruction."""
+    calls = planned_mining_calls(config)
+    prefix = estimate_tokens(config.mine.system_prompt or "") + 16
+    survival = config.mine.survival
+    return PhasePlan(calls=calls, prompt_tokens=calls * prefix,
+                     generated_tokens=calls * config.mine.max_new_tokens,
+                     rows_out=math.floor(calls * survival.extraction),
+                     notes=(f"samples per (expert, sampling config): "
+                            f"{planned_mining_samples(config)}"
+                            + (" (auto: sized for compress.size at the assumed mine.survival "
+                               "rates)" if config.mine.samples_per_config == "auto" else ""),))
+
+
+@PHASE.builder
 def build(phase_input: PhaseInput) -> PhaseOutput:
     config = phase_input.config
     mine = config.mine
@@ -186,7 +216,9 @@ def _configs_section(
     text = (
         f"{len(mine.temperatures)} temperatures x {len(mine.top_ps)} top-p values = "
         f"{len(mine.temperatures) * len(mine.top_ps)} sampling configs, "
-        f"{mine.samples_per_config} samples each, at most {mine.max_new_tokens} new tokens. "
+        f"{planned_mining_samples(config)} samples each"
+        + (" (`samples_per_config: auto`)" if mine.samples_per_config == "auto" else "")
+        + f", at most {mine.max_new_tokens} new tokens. "
         "Every call has its own seed (column `seed`); top-p 1.0 means no nucleus cut.\n\n"
         + markdown_table(["expert", "instructions"], sorted(per_expert.items()))
         + f"\n\nDistinct instruction texts: {distinct} of {len(rows)}.\n\n"

@@ -5,32 +5,48 @@ Global score: the rating chosen by `select.rating` (the paper's online Elo in a 
 order by default; or its mean over random orders; or Bradley-Terry), turned into the Elo
 expectation against the opponent (eq. 3). Final score (eq. 5): alpha * expectation + (1 - alpha)
 * local, averaged over a candidate's battles on the instruction (one battle each in the paper's
-pairwise setting, where this is the paper's sum). The best candidate's response is the target.
+pairwise setting, where this is the paper's sum). The best candidate's response is the target;
+an answer cut by the length limit is not, unless `select.allow_truncated_targets`.
+
+Votes are tallied under `judge.bias_policy` exactly as the votes card does (`count_votes`), and
+each target is chosen again under alternative ratings to report how settled it is
+(`target_stability`, `target_flips`).
 """
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 import datasets
 
-from warriorcoder.builders.base import PhaseError, PhaseInput, PhaseOutput
+from warriorcoder.builders.base import Phase, PhaseInput, PhaseOutput, PhasePlan
 from warriorcoder.builders.ratings import (
     BattleTally,
     Ratings,
     Target,
+    VoteCount,
     choose_targets,
     competitors,
     compute_ratings,
+    count_votes,
     judges_section,
+    rating_draws,
     ratings_section,
-    tally_battles,
+    target_agreement,
     targets_section,
+    truncation_of,
     win_rate_section,
 )
+from warriorcoder.builders.sizing import planned_sft_rows, shortfall_note
+from warriorcoder.config import ArenaConfig
 from warriorcoder.dataset_cards import CardContent, CardSection
+from warriorcoder.dataset_cards.response_stats import target_code_section
 from warriorcoder.scoring.elo import expected_score
+
+logger = logging.getLogger(__name__)
 
 CANDIDATE = {
     "expert": datasets.Value("string"),
@@ -59,25 +75,45 @@ FEATURES = datasets.Features({
     "candidates": datasets.List(CANDIDATE),
     "messages": datasets.List({"role": datasets.Value("string"),
                                "content": datasets.Value("string")}),
+    "skipped_truncated": datasets.Value("bool"),
+    "target_stability": datasets.Value("float64"),
+    "target_flips": datasets.Value("bool"),
 })
 """Columns of `sft_final`: one row per instruction. The top-level scores are the winner's;
-`candidates` holds every candidate's response and eq. 2-5 parts; `messages` is the SFT pair."""
+`candidates` holds every candidate's response and eq. 2-5 parts; `messages` is the SFT pair.
+`skipped_truncated`: the top-scored answer was cut, so the best complete one is the target.
+`target_stability`: the share of alternative ratings (other Elo orders, or bootstrap resamples)
+under which eq. 5 picks the same target; `target_flips`: it is below 1."""
 
 VOTE_COLUMNS = ("battle_id", "instruction_id", "attacker", "defender", "judge", "order",
                 "verdict", "winner", "attempts")
 BATTLE_COLUMNS = ("instruction", "response_attacker", "response_defender")
 
+PHASE = Phase(
+    name="select",
+    dataset="sft_final",
+    parent="judge",
+    summary="SFT targets: the best response per instruction by local vote share combined with "
+    "Elo expectation (alpha-weighted), as chat `messages`.",
+    required_columns=(*VOTE_COLUMNS, *BATTLE_COLUMNS),
+    config_sections=("select",),
+)
+
+
+@PHASE.planner
+def plan(config: ArenaConfig, parent: datasets.Dataset | None, rows_in: int | None) -> PhasePlan:
+    """No LLM call: one row per instruction of the parent's battles."""
+    if parent is not None:
+        rows = len(set(parent["instruction_id"]))
+    else:  # rows_in votes of battles_per_instruction battles each, several judges per battle
+        judges = max(len(config.judge.judges or config.expert_names) - 2, 1)
+        orders = 2 if config.judge.both_orders else 1
+        rows = (rows_in or 0) // (judges * orders * config.battle.battles_per_instruction)
+    return PhasePlan(calls=0, prompt_tokens=0, generated_tokens=0, rows_out=rows)
+
 
 def _read(votes: datasets.Dataset) -> tuple[dict[str, list[Any]], dict[str, dict[str, Any]]]:
     """Vote columns, and per battle its first row's instruction, responses and truncation."""
-    missing = [c for c in (*VOTE_COLUMNS, *BATTLE_COLUMNS) if c not in votes.column_names]
-    if missing:
-        raise PhaseError(
-            f"select: the `votes` dataset lacks column(s) {missing}; read a version written by "
-            "`warriorcoder judge`"
-        )
-    if len(votes) == 0:
-        raise PhaseError("select: the `votes` version has no rows; nothing to select from")
     columns = votes.select_columns(list(VOTE_COLUMNS)).to_dict()
     first: dict[str, int] = {}
     for index, battle_id in enumerate(columns["battle_id"]):
@@ -91,37 +127,60 @@ def _read(votes: datasets.Dataset) -> tuple[dict[str, list[Any]], dict[str, dict
     return columns, battles
 
 
+@PHASE.builder
 def build(phase_input: PhaseInput) -> PhaseOutput:
     config = phase_input.config
     select = config.select
     votes, battles = _read(phase_input.parent_rows)
     experts = competitors(config.expert_names, votes)
-    tallies = tally_battles(votes)
+    count = count_votes(votes, config.judge)
+    tallies = count.tallies
+    _warn_missing_reasks(votes, count)
     ratings = compute_ratings(tallies, experts, select)
-    targets = choose_targets(tallies, ratings, select.alpha)
+    cut = {b: (bool(v.get("truncated_attacker")), bool(v.get("truncated_defender")))
+           for b, v in battles.items()}
+    truncated = truncation_of(tallies, cut)
+    allow = select.allow_truncated_targets
+    targets = choose_targets(tallies, ratings, select.alpha, truncated, allow)
+    draws, drawn = rating_draws(tallies, ratings, experts, select)
+    stability = target_agreement(tallies, targets, experts, draws, select.alpha, truncated,
+                                 allow)
     by_instruction: dict[str, list[BattleTally]] = {}
     for tally in tallies:
         by_instruction.setdefault(tally.instruction_id, []).append(tally)
-    rows = [_row(target, by_instruction[target.instruction_id], battles, ratings)
-            for target in targets if target.judged or select.keep_unjudged]
+    kept = [t for t in targets if t.judged or select.keep_unjudged]
+    usable = [t for t in kept if allow or not t.all_truncated]
+    rows = [_row(target, by_instruction[target.instruction_id], battles, ratings,
+                 stability[target.instruction_id]) for target in usable]
     dataset = datasets.Dataset.from_list(rows, features=FEATURES)
-    unjudged = sum(not t.judged for t in targets)
     counts = [("votes", len(votes["battle_id"])), ("battles", len(tallies)),
               ("judged battles", sum(t.judged for t in tallies)),
               ("instructions", len(targets))]
     if not select.keep_unjudged:
-        counts.append(("after dropping instructions with no valid vote", len(targets) - unjudged))
+        counts.append(("after dropping instructions with no valid vote", len(kept)))
+    if not allow:
+        counts.append(("after dropping instructions whose every answer was cut", len(usable)))
     counts.append(("targets", len(rows)))
+    shortfall = shortfall_note(len(rows), planned_sft_rows(config), "select",
+                               "mine.samples_per_config (or mine.survival's rates), or lower "
+                               "compress.size; see the counts above for where rows were lost")
+    if shortfall:
+        logger.warning(shortfall)
     both_orders = len(set(zip(votes["battle_id"], votes["judge"], strict=True))) < len(
         votes["battle_id"])
     content = CardContent(
         counts=counts,
         sections=[
+            *([CardSection("Shortfall", shortfall + ".")] if shortfall else []),
             _selection_section(rows, ratings, select.alpha),
-            targets_section(targets, tallies, experts, select.alpha, select.keep_unjudged),
+            _truncation_section(kept, usable, rows, allow),
+            _stability_section(rows, drawn),
+            targets_section([t for t in targets if allow or not t.all_truncated], tallies,
+                            experts, select.alpha, select.keep_unjudged),
             ratings_section(tallies, ratings, experts, select),
             win_rate_section(tallies, experts),
-            judges_section(votes, tallies, both_orders),
+            target_code_section(rows),
+            judges_section(votes, tallies, both_orders, count),
         ],
         experts=_experts_from_parent(phase_input),
     )
@@ -129,7 +188,7 @@ def build(phase_input: PhaseInput) -> PhaseOutput:
 
 
 def _row(target: Target, group: Sequence[BattleTally], battles: dict[str, dict[str, Any]],
-         ratings: Ratings) -> dict[str, Any]:
+         ratings: Ratings, stability: float) -> dict[str, Any]:
     """One sft_final row: the winner's response as the target, every candidate's scores."""
     responses: dict[str, tuple[str, str, bool]] = {}
     instruction = ""
@@ -165,13 +224,61 @@ def _row(target: Target, group: Sequence[BattleTally], battles: dict[str, dict[s
         "candidates": candidates,
         "messages": [{"role": "user", "content": instruction},
                      {"role": "assistant", "content": response}],
+        "skipped_truncated": target.skipped_truncated,
+        "target_stability": stability,
+        "target_flips": stability < 1.0,
     }
+
+
+def _warn_missing_reasks(votes: dict[str, list[Any]], count: VoteCount) -> None:
+    """Under `reask`, say so when a flagged judge's votes were never asked in both orders."""
+    if count.policy != "reask" or not count.flagged:
+        return
+    pairs = Counter(zip(votes["battle_id"], votes["judge"], strict=True))
+    lacking = [j for j in count.flagged
+               if not any(n > 1 for (_, judge), n in pairs.items() if judge == j)]
+    if lacking:
+        logger.warning("select: judge.bias_policy is reask but judge(s) %s were never re-asked "
+                       "in these votes; their votes count 1 each. Run `warriorcoder judge` with "
+                       "this config to re-ask them", lacking)
+
+
+def _truncation_section(kept: list[Target], usable: list[Target], rows: list[dict[str, Any]],
+                        allow: bool) -> CardSection:
+    skipped = sum(t.skipped_truncated for t in usable)
+    dropped = len(kept) - len(usable)
+    if allow:
+        text = ("`select.allow_truncated_targets: true`: eq. 5 alone chooses, so answers cut by "
+                f"`battle.max_new_tokens` can be targets; {sum(r['truncated'] for r in rows)} "
+                "are (column `truncated`).")
+    else:
+        text = ("An answer cut by `battle.max_new_tokens` is never a target "
+                "(`select.allow_truncated_targets: false`).\n\n"
+                f"- instructions whose top-scored answer was cut, the best complete one chosen "
+                f"instead (`skipped_truncated`): {skipped}\n"
+                f"- instructions left out because every candidate's answer was cut: {dropped}")
+    return CardSection("Truncated answers", text)
+
+
+def _stability_section(rows: list[dict[str, Any]], drawn: str) -> CardSection:
+    flips = sum(r["target_flips"] for r in rows)
+    share = flips / len(rows) if rows else 0.0
+    unstable = sum(r["target_stability"] < 0.5 for r in rows)
+    mean = sum(r["target_stability"] for r in rows) / len(rows) if rows else 1.0
+    text = (
+        f"Each target was chosen again under {drawn}. Instructions whose target changes under "
+        f"at least one of them: **{flips} of {len(rows)} ({share:.1%})** (column "
+        f"`target_flips`); under most of them (`target_stability` < 0.5): {unstable}; mean "
+        f"agreement {mean:.3f}. Keep only settled targets with "
+        "`ds.filter(lambda r: not r['target_flips'])` (or a threshold on `target_stability`)."
+    )
+    return CardSection("Stability of targets", text)
 
 
 def _selection_section(rows: list[dict[str, Any]], ratings: Ratings, alpha: float) -> CardSection:
     truncated = sum(r["truncated"] for r in rows)
-    changed = sum(1 for r in rows if r["local_score"] < max(c["local_score"]
-                                                            for c in r["candidates"]))
+    changed = sum(1 for r in rows if not r["skipped_truncated"] and r["local_score"] < max(
+        c["local_score"] for c in r["candidates"]))
     experts = sorted(ratings.chosen, key=lambda e: -ratings.chosen[e])
     strongest = experts[0] if experts else None
     example = ""

@@ -12,40 +12,18 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version_of
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import datasets
 import yaml
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from warriorcoder.config import PHASE_DATASETS, ArenaConfig
+from warriorcoder.config import ArenaConfig
+
+if TYPE_CHECKING:
+    from warriorcoder.builders.base import Phase
 
 TEMPLATE = Path(__file__).parent / "templates" / "dataset_card.md"
-
-PHASE_SUMMARIES: dict[str, str] = {
-    "mine": "Instructions mined from each expert's own chat template (Magpie-style pre-query "
-    "completion) under 9 sampling configs.",
-    "filter": "Mined instructions after normalisation, exact and near deduplication, benchmark "
-    "decontamination and judge-rated difficulty filtering (difficulty >= threshold).",
-    "compress": "A diverse subset of the filtered instructions selected by KCenterGreedy over "
-    "sentence embeddings.",
-    "battle": "Pairwise battles: each instruction's miner (attacker) and a scheduled defender "
-    "both answer it.",
-    "judge": "Votes of the uninvolved experts on each battle, with the order of the answers "
-    "shuffled per vote and the competitors' names withheld.",
-    "select": "SFT targets: the best response per instruction by local vote share combined with "
-    "Elo expectation (alpha-weighted), as chat `messages`.",
-}
-
-TASK_CATEGORIES: dict[str, list[str]] = {
-    "mine": ["text-generation"],
-    "filter": ["text-generation"],
-    "compress": ["text-generation"],
-    "battle": ["text-generation"],
-    "judge": ["text-classification"],
-    "select": ["text-generation"],
-}
-
 
 @dataclass(frozen=True)
 class Figure:
@@ -73,7 +51,12 @@ class CardContent:
     """Row counts after each step, in order."""
     sections: list[CardSection] = field(default_factory=list)
     experts: list[Mapping[str, Any]] = field(default_factory=list)
-    """One mapping per expert: name, model_id, model_revision."""
+    """One mapping per expert: name, model_id, model_revision (and revision_source)."""
+    cost: dict[str, Any] = field(default_factory=dict)
+    """Planned against actual calls and tokens (`planned`, `actual`), filled by the runner."""
+    fingerprint: str | None = None
+    """Hash of what determines the rows (parent revision, config sections, experts); a rerun
+    with the same fingerprint reuses this version instead of publishing a copy."""
 
     def figure_files(self) -> dict[str, bytes]:
         return {f.path: f.png for s in self.sections for f in s.figures}
@@ -98,7 +81,7 @@ def size_category(num_rows: int) -> str:
 
 def render_dataset_card(
     *,
-    phase: str,
+    phase: Phase,
     ref: Any,
     parent: Any | None,
     config: ArenaConfig,
@@ -106,12 +89,15 @@ def render_dataset_card(
     content: CardContent,
     created_at: dt.datetime | None = None,
 ) -> str:
-    """The README.md text of one dataset version (`ref` and `parent` are hub `VersionRef`s)."""
+    """The README.md text of one dataset version (`ref` and `parent` are hub `VersionRef`s).
+
+    Safe to publish as it is: paths are relative to the config's folder, the experts' URLs are
+    left out (unless `hub.record_endpoints`), and no secret is ever part of the config."""
     created = (created_at or dt.datetime.now(dt.UTC)).replace(microsecond=0).isoformat()
-    config_data = config.to_yaml_dict()
+    config_data = config.to_card_dict()
     lineage = {
-        "phase": phase,
-        "dataset": PHASE_DATASETS[phase],
+        "phase": phase.name,
+        "dataset": phase.dataset,
         "version": ref.version,
         "package_version": package_version(),
         "created_at": created,
@@ -120,15 +106,17 @@ def render_dataset_card(
         },
         "counts": dict(content.counts),
         "experts": [dict(e) for e in content.experts],
+        "cost": content.cost,
+        "fingerprint": content.fingerprint,
         "config": config_data,
     }
     card_data = DatasetCardData(
         license=config.hub.license,
         language=["en"],
-        task_categories=TASK_CATEGORIES[phase],
+        task_categories=list(phase.task_categories),
         size_categories=[size_category(len(dataset))],
-        tags=["code", "synthetic", "warriorcoder", f"warriorcoder-{phase}"],
-        pretty_name=f"WarriorCoder {PHASE_DATASETS[phase]}",
+        tags=["code", "synthetic", "warriorcoder", f"warriorcoder-{phase.name}"],
+        pretty_name=f"WarriorCoder {phase.dataset}",
         configs=[{"config_name": "default",
                   "data_files": [{"split": "train", "path": ref.data_files}]}],
         warriorcoder=lineage,
@@ -137,22 +125,41 @@ def render_dataset_card(
         card_data,
         template_path=str(TEMPLATE),
         pretty_name=card_data.pretty_name,
-        summary=PHASE_SUMMARIES[phase],
-        phase=phase,
+        summary=phase.summary,
+        phase=phase.name,
         repo_id=ref.repo_id,
         version=ref.version,
         package_version=package_version(),
-        load_snippet=ref.load_snippet(),
+        load_snippet=ref.load_snippet(relative_to=config.base_dir),
         num_rows=len(dataset),
         columns=[(name, str(feature)) for name, feature in dataset.features.items()],
         counts=content.counts,
-        sections=[_section_view(s) for s in content.sections],
+        sections=[_section_view(s) for s in [*content.sections, *_cost_sections(content.cost)]],
         parent=parent,
         created_at=created,
         experts=content.experts,
         config_yaml=yaml.safe_dump(config_data, sort_keys=False),
     )
     return str(card)
+
+
+def _cost_sections(cost: Mapping[str, Any]) -> list[CardSection]:
+    """Planned against actual LLM calls and tokens, when the runner recorded them."""
+    planned, actual = cost.get("planned"), cost.get("actual")
+    if not planned or actual is None:
+        return []
+    rows = [[key.replace("_", " "), planned.get(key, "-"), actual.get(key, "-")]
+            for key in ("calls", "prompt_tokens", "generated_tokens", "rows_out")]
+    rows.append(["answered from the journal (not sent)", "-", actual.get("cached", 0)])
+    rows.append(["failed calls", "-", actual.get("failures", 0)])
+    seconds = actual.get("seconds")
+    text = ("The plan is made before any call, from the config's limits and the parent's rows "
+            "(generated tokens: the upper bound calls x max_new_tokens; prompt tokens: about 4 "
+            "characters a token). Actual counts are what the experts reported for calls sent in "
+            "this run; calls already in the request journal were not sent again."
+            + (f" Phase time: {seconds:.1f} s." if seconds is not None else "")
+            + "\n\n" + markdown_table(["", "planned", "actual"], rows))
+    return [CardSection("Cost: planned and actual", text)]
 
 
 def _section_view(section: CardSection) -> dict[str, Any]:

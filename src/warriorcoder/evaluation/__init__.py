@@ -1,32 +1,51 @@
-"""Evaluation of a trained checkpoint (or any expert): HumanEval pass@1 in instruct mode.
+"""Evaluation: HumanEval(+) and MBPP(+) pass@k as EvalPlus scores them, in a sandbox.
 
-`evaluate(config, target)` is the engine of `warriorcoder evaluate`; see `humaneval.py`."""
+`evaluate(config, target, benchmarks=[...])` is the engine of `warriorcoder evaluate`
+(`engine.py`); problems come from `benchmarks.py`, prompts from `prompts.py`, sanitising from
+`sanitize.py`, programs run in `sandbox.py` and are scored by `scoring.py`; the `evals`
+dataset and its card are in `card.py`.
+"""
 
-from warriorcoder.evaluation.execution import ExecutionOutcome, run_program, run_programs
-from warriorcoder.evaluation.humaneval import (
-    INSTRUCTION_PREFIX,
+from warriorcoder.evaluation.benchmarks import (
+    BENCHMARKS,
     Problem,
-    build_solution,
-    evaluate,
-    extract_code,
-    instruction_prompt,
-    load_problems,
+    ProblemSet,
+    load_evalplus,
+    load_human_eval,
+    resolve,
 )
-from warriorcoder.evaluation.report import STATUSES, EvalReport, ProblemResult, Status
+from warriorcoder.evaluation.card import model_card_section, publish_report, render_card
+from warriorcoder.evaluation.engine import evaluate, read_samples, resolve_target
+from warriorcoder.evaluation.prompts import INSTRUCTION_PREFIX, RESPONSE_PREFIX
+from warriorcoder.evaluation.report import STATUSES, EvalReport, SampleResult, Status
+from warriorcoder.evaluation.sandbox import ISOLATIONS, Limits, detect_isolation
+from warriorcoder.evaluation.sanitize import sanitize
+from warriorcoder.evaluation.scoring import Settings, check_solution, estimate_pass_at_k
 
 __all__ = [
+    "BENCHMARKS",
     "INSTRUCTION_PREFIX",
+    "ISOLATIONS",
+    "RESPONSE_PREFIX",
     "STATUSES",
     "EvalReport",
-    "ExecutionOutcome",
+    "Limits",
     "Problem",
-    "ProblemResult",
+    "ProblemSet",
+    "SampleResult",
+    "Settings",
     "Status",
-    "build_solution",
+    "check_solution",
+    "detect_isolation",
+    "estimate_pass_at_k",
     "evaluate",
-    "extract_code",
-    "instruction_prompt",
-    "load_problems",
-    "run_program",
-    "run_programs",
+    "load_evalplus",
+    "load_human_eval",
+    "model_card_section",
+    "publish_report",
+    "read_samples",
+    "render_card",
+    "resolve",
+    "resolve_target",
+    "sanitize",
 ]

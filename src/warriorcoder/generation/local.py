@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from warriorcoder.assets import resolve_model
-from warriorcoder.config import ExpertConfig
-from warriorcoder.generation.tgi import cut_at_stops
+from warriorcoder.config import ExpertConfig, GenerationConfig
+from warriorcoder.errors import ModelLoadError, UnsupportedFeatureError
+from warriorcoder.generation.backend import Call, Sink
+from warriorcoder.generation.http import cut_at_stops
 from warriorcoder.generation.types import (
     CompletionRequest,
     ExpertInfo,
@@ -117,6 +119,7 @@ class LocalModel:
             name=self.expert.name,
             model_id=self.expert.model_id,
             model_revision=self.revision,
+            revision_source="weights",
             max_stop_sequences=64,
             max_concurrent_requests=self.batch_size,
         )
@@ -208,8 +211,9 @@ class LocalModel:
 
     def generate(self, requests: Sequence[Request]) -> list[GenerationResult]:
         """Generate a batch (at most `batch_size` requests), each with its own seed."""
-        import torch
-        from transformers import GenerationConfig, LogitsProcessorList
+        with _LOAD_LOCK:  # transformers' lazy imports race when two experts' threads start
+            import torch
+            from transformers import GenerationConfig, LogitsProcessorList
 
         grammars = [_regex_of(request.params.grammar) for request in requests]
         tokenizer = self.tokenizer()
@@ -297,7 +301,7 @@ def _regex_of(grammar: dict[str, Any] | None) -> Any:
     if grammar is None:
         return None
     if grammar.get("type") != "regex":
-        raise ValueError(
+        raise UnsupportedFeatureError(
             f"the local backend supports regex grammars only, not {grammar.get('type')!r}"
         )
     import regex
@@ -400,6 +404,60 @@ class _PerRowSampler:
         if token == -1:  # nothing continues the match: stop; the reply is recorded as it is
             return min(self.constraint.eos_ids)
         return token
+
+
+class LocalBackend:
+    """The backend protocol (`generation.backend`) over a `LocalModel`: batches of
+    `local_batch_size` requests, shortest `max_new_tokens` first, in a worker thread."""
+
+    kind = "local"
+    renders_chat_locally = True
+
+    def __init__(self, expert: ExpertConfig, generation: GenerationConfig, cache_root: Path):
+        self.expert = expert
+        self.name = expert.name
+        self.down: dict[str, str] = {}
+        self.batch_size = generation.local_batch_size
+        self.model = LocalModel(expert, cache_root, generation.local_batch_size)
+
+    async def info(self, session: Any = None) -> ExpertInfo:
+        return self.model.info()
+
+    def tokenizer(self) -> Any:
+        """The model's tokenizer (or `tokenizer`); raises `ModelLoadError`."""
+        try:
+            return self.model.tokenizer()
+        except (OSError, ValueError) as error:
+            source = self.expert.tokenizer or self.model.expert.local
+            raise ModelLoadError(
+                f"expert {self.name!r}: its tokenizer {source!s} cannot be loaded ({error}); set "
+                "`tokenizer:` to a local tokenizer folder"
+            ) from error
+
+    def check(self, request: Request) -> None:
+        _regex_of(request.params.grammar)
+
+    async def run(self, session: Any, calls: Sequence[Call], sink: Sink) -> None:
+        import asyncio
+
+        ordered = sorted(calls, key=lambda call: call.request.params.max_new_tokens)
+        for start in range(0, len(ordered), self.batch_size):
+            batch = ordered[start : start + self.batch_size]
+            for _ in batch:
+                sink.sent()
+            try:
+                outputs = await asyncio.to_thread(
+                    self.model.generate, [call.request for call in batch]
+                )
+            except Exception as error:  # recorded per call; the next run retries them
+                logger.exception("expert %s: local generation failed", self.name)
+                message = f"local generation failed: {type(error).__name__}: {error}"
+                failed = GenerationResult.failure(
+                    message, self.expert.model_id, self.model.revision
+                )
+                outputs = [failed for _ in batch]
+            for call, result in zip(batch, outputs, strict=True):
+                sink.finished(call, result, 1, True)
 
 
 def loadable_model(name_or_path: str, cache_root: Path) -> str:

@@ -1,23 +1,30 @@
-"""`ExpertPool`: every LLM call of a phase, through the journal, to TGI or a local model.
+"""`ExpertPool`: every LLM call of a phase, through the journal, to each expert's backend.
 
     with ExpertPool.from_config(config) as pool:
         prequery = pool.mining_prefix("qwen", MINING_SYSTEM_PROMPT)
         results = pool.run(requests, desc="mine")   # same order as requests
 
-`run` is synchronous: it runs its own event loop (in a worker thread when the calling thread
-already runs one) and closes its HTTP session before returning. A request whose key is in
-the journal with a result is not sent again; each new result is committed as it arrives.
-When some calls fail for good, `run` first finishes every call it can reach, then raises
-`GenerationFailed`; the next run sends only the calls without a result.
+Each expert is one backend (`generation.backend`: TGI, OpenAI-compatible or in-process); the
+pool talks only to that interface. `run` is synchronous: it runs its own event loop (in a
+worker thread when the calling thread already runs one) and closes its HTTP session before
+returning. A request whose key is in the journal with a result is not sent again; each new
+result is committed as it arrives.
+
+Partial failure, the contract: before anything is sent, every request is checked against its
+backend (a constraint the server cannot take raises `UnsupportedFeatureError` then). When some
+calls fail for good (retries exhausted, a 4xx answer, an expert down), `run` first finishes
+every call it can reach and journals it, then, by default, raises `GenerationFailed` (its
+`results` hold every result, failed ones with `error` set); phases that need every answer rely
+on that. `run(..., allow_failures=True)` returns the results instead, failed ones with `ok`
+False, for callers that record failures per result (evaluation's `generation_failed`). Either
+way the next run sends only the calls without a result.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import threading
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -26,23 +33,13 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from warriorcoder import errors
 from warriorcoder.config import ArenaConfig, ExpertConfig, GenerationConfig
+from warriorcoder.generation.backend import Backend, Call, backend_for
+from warriorcoder.generation.http import describe_down
 from warriorcoder.generation.journal import Journal, request_key
-from warriorcoder.generation.local import LocalModel
 from warriorcoder.generation.progress import Progress
-from warriorcoder.generation.templates import (
-    load_tokenizer,
-    template_for,
-    tokenizer_source,
-)
-from warriorcoder.generation.tgi import (
-    CallError,
-    Endpoint,
-    TGIExpert,
-    endpoint_headers,
-    expert_info,
-    fetch_info,
-)
+from warriorcoder.generation.templates import template_for
 from warriorcoder.generation.types import (
     ChatRequest,
     CompletionRequest,
@@ -56,12 +53,11 @@ from warriorcoder.generation.types import (
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
+EndpointDown = errors.EndpointDownError
+"""The old name of `errors.EndpointDownError`, kept importable."""
 
-class EndpointDown(RuntimeError):
-    """No URL of an expert answers `/info` and the journal has never seen it either."""
 
-
-class GenerationFailed(RuntimeError):
+class GenerationFailed(errors.GenerationError):
     """Some calls failed for good; every other call finished and is in the journal.
 
     `failures` pairs each failed request with its error, `down` maps experts to the endpoints
@@ -101,25 +97,25 @@ class GenerationFailed(RuntimeError):
 
 
 @dataclass
-class _Item:
-    """One distinct call of a run: its key and the positions of the requests it answers."""
+class _RunState:
+    """One run's results and progress; backends report to it (`backend.Sink`)."""
 
-    request: Request
-    key: str
-    canonical: str
-    indexes: list[int] = field(default_factory=list)
+    pool: ExpertPool
+    results: list[GenerationResult | None]
+    progress: Progress
 
-    @property
-    def kind(self) -> str:
-        return "completion" if isinstance(self.request, CompletionRequest) else "chat"
+    def sent(self) -> None:
+        self.progress.sent()
+
+    def finished(self, call: Call, result: GenerationResult, attempts: int, computed: bool) -> None:
+        self.pool._finish(call, result, attempts, computed, self)
 
 
 @dataclass
-class _RunState:
-    results: list[GenerationResult | None]
-    progress: Progress
-    down: dict[str, dict[str, str]] = field(default_factory=dict)
-    """Per expert, the URLs that are (or went) down and their last error."""
+class _Outcome:
+    results: list[GenerationResult]
+    failures: list[tuple[Request, str]] = field(default_factory=list)
+    down: dict[str, list[str]] = field(default_factory=dict)
 
 
 class ExpertPool:
@@ -132,16 +128,15 @@ class ExpertPool:
         *,
         progress: bool | None = None,
     ) -> None:
+        """Raises `MissingSecretError` for an unset `token_env`/`headers_env`, and
+        `FileNotFoundError` for a local model that is not there."""
         self.experts = {expert.name: expert for expert in experts}
         self.config = generation
         self.progress = progress
         self.journal = Journal(generation.journal)
         self.cache_root = Path(generation.journal).parent / "models"
-        self._headers = {e.name: endpoint_headers(e) for e in experts if not e.is_local}
-        self._local = {
-            e.name: LocalModel(e, self.cache_root, generation.local_batch_size)
-            for e in experts
-            if e.is_local
+        self.backends: dict[str, Backend] = {
+            e.name: backend_for(e, generation, self.journal, self.cache_root) for e in experts
         }
         self._infos: dict[str, ExpertInfo] = {}
         self._tokenizers: dict[str, Any] = {}
@@ -156,47 +151,52 @@ class ExpertPool:
 
     # -- identity and templates -------------------------------------------------------------
 
-    def _expert(self, name: str) -> ExpertConfig:
+    def _backend(self, name: str) -> Backend:
         try:
-            return self.experts[name]
+            return self.backends[name]
         except KeyError:
             raise KeyError(
                 f"unknown expert {name!r}; known experts: {sorted(self.experts)}"
             ) from None
 
     def info(self, expert: str) -> ExpertInfo:
-        """Identity and limits from the server's `/info` (or the local weights); cached."""
-        config = self._expert(expert)
+        """Identity and limits from the server (or the local weights); cached.
+
+        Raises `EndpointDownError` when no URL answers and the journal never saw one."""
+        backend = self._backend(expert)
         if expert not in self._infos:
-            if config.is_local:
-                self._infos[expert] = self._local[expert].info()
-            else:
-                down = self._sync(lambda: self._with_session(self._refresh_infos, [expert]))
-                if expert not in self._infos:
-                    raise EndpointDown(
-                        f"expert {expert!r}: no endpoint answers /info: {_describe(down[expert])}"
-                    )
+            self._sync(lambda: self._with_session(self._refresh, [expert]))
+            if expert not in self._infos:
+                raise errors.EndpointDownError(
+                    f"expert {expert!r}: no endpoint answers: {describe_down(backend.down)}"
+                )
         return self._infos[expert]
 
     def tokenizer(self, expert: str) -> Any:
-        """The expert's tokenizer (`tokenizer`, else the local model's, else `model_id`)."""
-        config = self._expert(expert)
+        """The expert's tokenizer (`tokenizer`, else the local model's, else `model_id`).
+
+        Raises `ModelLoadError` naming the expert when it cannot be loaded (offline)."""
+        backend = self._backend(expert)
         if expert not in self._tokenizers:
-            if config.is_local and not config.tokenizer:
-                self._tokenizers[expert] = self._local[expert].tokenizer()
-            else:
-                self._tokenizers[expert] = load_tokenizer(*tokenizer_source(config))
+            self._tokenizers[expert] = backend.tokenizer()
         return self._tokenizers[expert]
 
+    def renders_chat_locally(self, expert: str) -> bool:
+        """Whether chat requests of `expert` go through its tokenizer's chat template here
+        (a local model) rather than the server's own."""
+        return self._backend(expert).renders_chat_locally
+
     def mining_prefix(self, expert: str, system_prompt: str | None) -> PreQuery:
-        """The pre-query prefix and user-turn stop strings from the expert's chat template."""
-        config = self._expert(expert)
+        """The pre-query prefix and user-turn stop strings from the expert's chat template.
+
+        Raises `TemplateError` when no template can give one (naming the fix)."""
+        config = self._backend(expert).expert
         cache_key = (expert, system_prompt)
         if cache_key not in self._prequeries:
             tokenizer, error = None, None
             try:
                 tokenizer = self.tokenizer(expert)
-            except Exception as failure:  # offline without the tokenizer: override may do
+            except errors.ModelLoadError as failure:  # offline without it: an override may do
                 error = failure
             template = template_for(config, tokenizer, error)
             self._prequeries[cache_key] = template.pre_query(system_prompt)
@@ -220,23 +220,40 @@ class ExpertPool:
 
     # -- running -----------------------------------------------------------------------------
 
-    def run(self, requests: Sequence[Request], desc: str) -> list[GenerationResult]:
-        """Results in the order of `requests`; raises `GenerationFailed` after the fact."""
+    def run(
+        self, requests: Sequence[Request], desc: str, *, allow_failures: bool = False
+    ) -> list[GenerationResult]:
+        """Results in the order of `requests` (see the module docstring for failures).
+
+        Raises `UnsupportedFeatureError` before sending anything when a backend cannot serve
+        a request, and `GenerationFailed` after the fact when calls failed for good (unless
+        `allow_failures`: the failed results, `ok` False, are then returned with the rest)."""
         requests = list(requests)
         unknown = sorted({r.expert for r in requests} - set(self.experts))
         if unknown:
             raise KeyError(
                 f"requests name unknown experts {unknown}; known: {sorted(self.experts)}"
             )
+        checked: set[tuple[str, str]] = set()
         for request in requests:
             if not isinstance(request, CompletionRequest | ChatRequest):
                 raise TypeError(f"not a CompletionRequest or ChatRequest: {request!r}")
+            grammar = request.params.grammar
+            mark = (request.expert, repr(grammar) if grammar else "")
+            if mark not in checked:  # one check per expert and constraint
+                checked.add(mark)
+                self.backends[request.expert].check(request)
         if not requests:
             return []
-        results, failures, down = self._sync(lambda: self._with_session(self._run, requests, desc))
-        if failures:
-            raise GenerationFailed(failures, down, results, self.journal.path)
-        return results
+        outcome = self._sync(lambda: self._with_session(self._run, requests, desc))
+        if outcome.failures and not allow_failures:
+            raise GenerationFailed(
+                outcome.failures, outcome.down, outcome.results, self.journal.path
+            )
+        if outcome.failures:
+            logger.warning("%s: %d of %d calls failed (recorded per result)", desc,
+                           len(outcome.failures), len(requests))
+        return outcome.results
 
     def _sync(self, make: Callable[[], Awaitable[T]]) -> T:
         """Run a coroutine to completion on a fresh loop, in a worker thread if one runs here."""
@@ -252,71 +269,25 @@ class ExpertPool:
         async with aiohttp.ClientSession(connector=connector) as session:
             return await body(session, *args)
 
-    async def _refresh_infos(
-        self, session: aiohttp.ClientSession, names: Sequence[str]
-    ) -> dict[str, dict[str, str]]:
-        """Fetch `/info` of these TGI experts; returns, per expert, its down URLs and errors."""
-        down: dict[str, dict[str, str]] = {}
+    async def _refresh(self, session: aiohttp.ClientSession, names: Sequence[str]) -> None:
+        """Ask these experts' backends who they are; an expert down and never seen stays out
+        of `_infos` (its backend's `down` says why)."""
 
         async def one(name: str) -> None:
-            expert = self.experts[name]
-            answers = await asyncio.gather(
-                *(
-                    fetch_info(session, url, self._headers[name], self.config)
-                    for url in expert.urls
-                ),
-                return_exceptions=True,
-            )
-            live = {}
-            for url, answer in zip(expert.urls, answers, strict=True):
-                if isinstance(answer, BaseException):
-                    if not isinstance(answer, CallError):
-                        raise answer
-                    down.setdefault(name, {})[url] = str(answer)
-                else:
-                    live[url] = answer
-            identities = {(i["model_id"], i.get("model_sha")) for i in live.values()}
-            if len(identities) > 1:
-                raise ValueError(
-                    f"expert {name!r}: its URLs serve different models {sorted(identities)}; "
-                    "give each model its own expert"
-                )
-            if live:
-                for url, payload in live.items():
-                    self.journal.save_info(url, payload)
-                payload = next(iter(live.values()))
-                self._infos[name] = expert_info(name, payload, expert.max_concurrency)
-                if not self._infos[name].model_revision:
-                    logger.warning(
-                        "expert %s: /info gives no model_sha, so the journal cannot tell "
-                        "revisions of %s apart",
-                        name,
-                        self._infos[name].model_id,
-                    )
-                return
-            cached = next(
-                (info for url in expert.urls if (info := self.journal.load_info(url))), None
-            )
-            if cached is not None:
-                logger.warning(
-                    "expert %s is down; using its last known /info for the journal", name
-                )
-                self._infos[name] = expert_info(name, cached, expert.max_concurrency)
+            try:
+                self._infos[name] = await self.backends[name].info(session)
+            except errors.EndpointDownError:
+                self._infos.pop(name, None)
 
         await asyncio.gather(*(one(name) for name in names))
-        return down
 
     async def _run(
         self, session: aiohttp.ClientSession, requests: list[Request], desc: str
-    ) -> tuple[list[GenerationResult], list[tuple[Request, str]], dict[str, list[str]]]:
+    ) -> _Outcome:
         names = sorted({r.expert for r in requests})
-        tgi_names = [n for n in names if not self.experts[n].is_local]
-        down = await self._refresh_infos(session, tgi_names)
-        for name in names:
-            if self.experts[name].is_local and name not in self._infos:
-                self._infos[name] = self._local[name].info()
+        await self._refresh(session, names)
 
-        items: dict[str, _Item] = {}
+        calls: dict[str, Call] = {}
         unkeyed: list[int] = []
         for index, request in enumerate(requests):
             info = self._infos.get(request.expert)
@@ -324,56 +295,59 @@ class ExpertPool:
                 unkeyed.append(index)
                 continue
             key, canonical = request_key(request, info.model_id, info.model_revision)
-            item = items.get(key)
-            if item is None:
-                item = items[key] = _Item(request, key, canonical)
-            item.indexes.append(index)
+            call = calls.get(key)
+            if call is None:
+                call = calls[key] = Call(request, key, canonical)
+            call.indexes.append(index)
 
         results: list[GenerationResult | None] = [None] * len(requests)
-        cached = self.journal.results(items)
-        pending: dict[str, list[_Item]] = {}
+        cached = self.journal.results(calls)
+        pending: dict[str, list[Call]] = {}
         with self._lock:
-            for key, item in items.items():
+            for key, call in calls.items():
                 if key in cached:
-                    for index in item.indexes:
+                    for index in call.indexes:
                         results[index] = cached[key]
-                    self._usage[item.request.expert].cached += len(item.indexes)
+                    self._usage[call.request.expert].cached += len(call.indexes)
                 else:
-                    pending.setdefault(item.request.expert, []).append(item)
-        for index in unkeyed:
-            name = requests[index].expert
-            results[index] = _down_result(self.experts[name], down.get(name, {}))
+                    pending.setdefault(call.request.expert, []).append(call)
+            for index in unkeyed:
+                name = requests[index].expert
+                results[index] = self._down_result(name)
+                self._usage[name].failures += 1
         done = sum(r is not None for r in results)
-        state = _RunState(results, Progress(len(requests), desc, done, self.progress), down)
+        state = _RunState(self, results, Progress(len(requests), desc, done, self.progress))
         try:
-            jobs = []
-            for name, expert_items in pending.items():
-                if self.experts[name].is_local:
-                    jobs.append(self._run_local(name, expert_items, state))
-                else:
-                    jobs.append(self._run_tgi(session, name, expert_items, state))
-            await asyncio.gather(*jobs)
+            await asyncio.gather(
+                *(self.backends[name].run(session, items, state) for name, items in pending.items())
+            )
         finally:
             state.progress.close()
         final = [r for r in results if r is not None]
         assert len(final) == len(requests)
         failures = [(requests[i], r.error or "") for i, r in enumerate(final) if not r.ok]
-        with self._lock:
-            for index in unkeyed:
-                self._usage[requests[index].expert].failures += 1
-        return (
-            final,
-            failures,
-            {name: [f"{u} ({e})" for u, e in urls.items()] for name, urls in state.down.items()},
+        down = {
+            name: [f"{url} ({error})" for url, error in self.backends[name].down.items()]
+            for name in names
+            if self.backends[name].down
+        }
+        return _Outcome(final, failures, down)
+
+    def _down_result(self, name: str) -> GenerationResult:
+        backend = self.backends[name]
+        where = describe_down(backend.down) or ", ".join(backend.expert.urls)
+        return GenerationResult.failure(
+            f"not sent: expert {name!r} is down and was never seen before: {where}",
+            backend.expert.model_id,
         )
 
     def _finish(
-        self, item: _Item, result: GenerationResult, attempts: int, computed: bool, state: _RunState
+        self, call: Call, result: GenerationResult, attempts: int, computed: bool, state: _RunState
     ) -> None:
-        name = item.request.expert
+        name = call.request.expert
         if computed:
-            self.journal.record(item.key, name, item.kind, item.canonical, result, attempts)
-        for index in item.indexes:
+            self.journal.record(call.key, name, call.kind, call.canonical, result, attempts)
+        for index in call.indexes:
             state.results[index] = result
         with self._lock:
             usage = self._usage[name]
@@ -383,94 +357,5 @@ class ExpertPool:
                 usage.prompt_tokens += result.prompt_tokens
                 usage.generated_tokens += result.generated_tokens
             else:
-                usage.failures += len(item.indexes)
-        state.progress.done(result.generated_tokens, not result.ok, len(item.indexes))
-
-    async def _run_tgi(
-        self, session: aiohttp.ClientSession, name: str, items: list[_Item], state: _RunState
-    ) -> None:
-        expert = self.experts[name]
-        info = self._infos[name]
-        down_urls = state.down.get(name, {})
-        limit = info.max_concurrent_requests
-        endpoints = [
-            Endpoint(
-                url,
-                limit,
-                asyncio.Semaphore(limit),
-                down=url in down_urls,
-                last_error=down_urls.get(url, ""),
-            )
-            for url in expert.urls
-        ]
-        client = TGIExpert(
-            name=name,
-            info=info,
-            endpoints=endpoints,
-            session=session,
-            headers=self._headers[name],
-            config=self.config,
-            count_prompt=self._prompt_counter(name),
-        )
-        queue = deque(items)
-
-        async def worker() -> None:
-            while queue:
-                item = queue.popleft()
-                state.progress.sent()
-                outcome = await client.call(item.request)
-                self._finish(item, outcome.result, outcome.attempts, outcome.computed, state)
-
-        await asyncio.gather(*(worker() for _ in range(max(1, min(client.capacity, len(items))))))
-        if any(e.down for e in endpoints):
-            state.down[name] = {e.url: e.last_error for e in endpoints if e.down}
-
-    def _prompt_counter(self, name: str) -> Callable[[str], int] | None:
-        tokenizer = self._tokenizers.get(name)
-        if tokenizer is None:
-            return None
-
-        @functools.lru_cache(maxsize=4096)
-        def count(prompt: str) -> int:
-            return len(tokenizer(prompt)["input_ids"])
-
-        return count
-
-    async def _run_local(self, name: str, items: list[_Item], state: _RunState) -> None:
-        model = self._local[name]
-        ordered = sorted(items, key=lambda item: item.request.params.max_new_tokens)
-        size = self.config.local_batch_size
-        for start in range(0, len(ordered), size):
-            batch = ordered[start : start + size]
-            for _ in batch:
-                state.progress.sent()
-            try:
-                outputs = await asyncio.to_thread(model.generate, [i.request for i in batch])
-            except Exception as error:  # recorded per call; the next run retries them
-                logger.exception("expert %s: local generation failed", name)
-                message = f"local generation failed: {type(error).__name__}: {error}"
-                outputs = [
-                    GenerationResult(
-                        "", "error", 0, 0, model.expert.model_id, model.revision, error=message
-                    )
-                    for _ in batch
-                ]
-            for item, result in zip(batch, outputs, strict=True):
-                self._finish(item, result, 1, True, state)
-
-
-def _describe(down: dict[str, str]) -> str:
-    return "; ".join(f"{url} ({error})" for url, error in down.items())
-
-
-def _down_result(expert: ExpertConfig, down: dict[str, str]) -> GenerationResult:
-    where = _describe(down) or ", ".join(expert.urls)
-    return GenerationResult(
-        text="",
-        finish_reason="error",
-        generated_tokens=0,
-        prompt_tokens=0,
-        model_id=expert.model_id,
-        model_revision="",
-        error=f"not sent: expert {expert.name!r} is down and was never seen before: {where}",
-    )
+                usage.failures += len(call.indexes)
+        state.progress.done(result.generated_tokens, not result.ok, len(call.indexes))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from warriorcoder.config import ExpertConfig
+from warriorcoder.errors import ModelLoadError, TemplateError
 from warriorcoder.generation.types import PreQuery
 
 logger = logging.getLogger(__name__)
@@ -22,8 +23,7 @@ USER_SENTINEL = "WARRIORCODER_USER_TURN_SENTINEL_5b1f"
 """Stands in for the user's text while rendering; plain ASCII so no template alters it."""
 
 
-class TemplateError(ValueError):
-    """A chat template cannot give a mining prefix; the message names the expert and the fix."""
+__all__ = ["USER_SENTINEL", "ChatTemplate", "TemplateError", "load_tokenizer", "template_for"]
 
 
 @dataclass(frozen=True)
@@ -116,15 +116,6 @@ def _stop_strings(end_of_turn: str, next_turn: str, eos: str | None) -> tuple[st
     return tuple(s for s in stops if not any(o != s and o in s for o in stops))
 
 
-def tokenizer_source(expert: ExpertConfig) -> tuple[str, str | None]:
-    """(path or hub id, gguf file) of the tokenizer that carries an expert's chat template."""
-    if expert.tokenizer:
-        return expert.tokenizer, None
-    if expert.is_local:
-        return str(expert.local), expert.gguf_file
-    return expert.model_id, None
-
-
 def load_tokenizer(source: str, gguf_file: str | None = None) -> Any:
     """`AutoTokenizer.from_pretrained`, offline-friendly: a local folder or a cached hub id."""
     from transformers import AutoTokenizer
@@ -143,8 +134,8 @@ def template_for(
     Without a tokenizer an override still works if it needs no special tokens."""
     if tokenizer is not None:
         return ChatTemplate.from_tokenizer(tokenizer, expert.chat_template)
-    source, _ = tokenizer_source(expert)
-    hint = (
+    source = expert.tokenizer or expert.model_id
+    hint = str(error) if isinstance(error, ModelLoadError) else (
         f"expert {expert.name!r}: its tokenizer {source!r} could not be loaded ({error}); set "
         "`tokenizer` to a local tokenizer folder (or a hub id in the local cache)"
     )

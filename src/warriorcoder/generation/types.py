@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 FinishReason = Literal["length", "eos_token", "stop_sequence", "error"]
+RevisionSource = Literal["server", "config", "weights", "unknown"]
+"""Where an expert's model revision came from: the server (TGI `/info` `model_sha`, or an
+OpenAI-compatible server's model card), the config (`revision:`), a hash of the local weights,
+or nowhere (the revision is then empty)."""
 
 
 @dataclass(frozen=True)
@@ -18,7 +22,8 @@ class SamplingParams:
     seed: int = 0
     stop: tuple[str, ...] = ()
     grammar: dict[str, Any] | None = None
-    """TGI guided decoding, e.g. `{"type": "regex", "value": "..."}`."""
+    """Guided decoding, e.g. `{"type": "regex", "value": "..."}` (TGI's shape; each backend
+    sends it in its server's own field, see `generation.guided`)."""
 
 
 @dataclass(frozen=True)
@@ -67,14 +72,29 @@ class GenerationResult:
     def ok(self) -> bool:
         return self.error is None
 
+    @classmethod
+    def failure(cls, error: str, model_id: str, model_revision: str = "") -> GenerationResult:
+        """The result of a call that failed for good (the one place such results are made)."""
+        return cls(
+            text="",
+            finish_reason="error",
+            generated_tokens=0,
+            prompt_tokens=0,
+            model_id=model_id,
+            model_revision=model_revision,
+            error=error,
+        )
+
 
 @dataclass(frozen=True)
 class ExpertInfo:
-    """Identity and limits of an expert's server (TGI `/info`) or local model."""
+    """Identity and limits of an expert's server (TGI `/info`, `/v1/models`) or local model."""
 
     name: str
     model_id: str
     model_revision: str
+    revision_source: RevisionSource = "server"
+    """Where `model_revision` came from (cards print it next to the revision)."""
     max_stop_sequences: int = 4
     max_concurrent_requests: int = 128
     max_input_tokens: int | None = None

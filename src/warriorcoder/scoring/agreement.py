@@ -120,6 +120,50 @@ def position_bias(
     return result
 
 
+@dataclass(frozen=True)
+class BiasTest:
+    """Whether a judge's first-shown share departs from 0.5 beyond chance."""
+
+    first: int
+    decided: int
+    p_value: float
+    """Two-sided exact binomial test of first ~ Binomial(decided, 0.5) (1.0 with no data)."""
+    low: float
+    high: float
+    """Clopper-Pearson interval of the first-shown share at the test's confidence."""
+    flagged: bool
+
+    @property
+    def share(self) -> float:
+        return self.first / self.decided if self.decided else float("nan")
+
+    @property
+    def content_share(self) -> float:
+        """2 x min(share, 1 - share): the share of its verdicts that follow the content if the
+        rest simply pick a position (1.0 for an unbiased judge, 0.0 for one that always picks
+        the same position)."""
+        if not self.decided:
+            return 1.0
+        return 2.0 * min(self.share, 1.0 - self.share)
+
+
+def position_bias_test(first: int, decided: int, confidence: float = 0.95) -> BiasTest:
+    """Two-sided exact binomial test of `first` first-shown picks among `decided` verdicts
+    against 0.5; flagged when p < 1 - confidence (0.5 then lies outside the exact interval)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if decided < 0 or not 0 <= first <= decided:
+        raise ValueError(f"need 0 <= first <= decided, got first={first}, decided={decided}")
+    if decided == 0:
+        return BiasTest(0, 0, 1.0, 0.0, 1.0, False)
+    from scipy.stats import binomtest
+
+    result = binomtest(first, decided, 0.5, alternative="two-sided")
+    interval = result.proportion_ci(confidence_level=confidence, method="exact")
+    return BiasTest(first, decided, float(result.pvalue), float(interval.low),
+                    float(interval.high), bool(result.pvalue < 1 - confidence))
+
+
 def win_rate_matrix(battles: Iterable[Battle], experts: Sequence[str]) -> np.ndarray:
     """W[i, j]: expert i's mean outcome against expert j (a draw counts half), for the heatmap.
 

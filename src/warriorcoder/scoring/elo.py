@@ -210,6 +210,100 @@ def bradley_terry(
     return dict(zip(names, ratings.tolist(), strict=True))
 
 
+def online_elo_runs(
+    battles: Sequence[Battle],
+    orders: np.ndarray,
+    k: float = 40.0,
+    initial: float = 1000.0,
+) -> tuple[list[str], np.ndarray]:
+    """Online Elo (eq. 3-4) once per row of `orders` (runs x battles, each a permutation of
+    the battle indices): the sorted names and the final ratings (runs x names)."""
+    names, a_idx, b_idx, outcome = _encode(battles)
+    orders = np.asarray(orders, dtype=np.int64).reshape(-1, len(battles))
+    if len(orders) == 0:
+        return names, np.empty((0, len(names)))
+    batch = max(1, 4_000_000 // max(1, len(battles)))  # bounds the (batch, T) index arrays
+    runs = [_elo_runs(a_idx, b_idx, outcome, len(names), orders[start:start + batch], k,
+                      initial) for start in range(0, len(orders), batch)]
+    return names, np.concatenate(runs)
+
+
+def bootstrap_samples(
+    battles: Sequence[Battle],
+    rating_fn: RatingFn,
+    rounds: int = 200,
+    seed: int = 0,
+) -> list[dict[str, float]]:
+    """`rating_fn` on `rounds` resamples of the battles drawn with replacement from `seed`
+    (a resample is in random draw order); a competitor missing from a resample is absent."""
+    if rounds < 1:
+        raise ValueError("rounds must be at least 1")
+    rng = np.random.default_rng(seed)
+    results = []
+    for _ in range(rounds):
+        picks = rng.integers(0, len(battles), size=len(battles))
+        results.append(dict(rating_fn([battles[i] for i in picks])))
+    return results
+
+
+def bootstrap_elo_samples(
+    battles: Sequence[Battle],
+    rounds: int = 200,
+    seed: int = 0,
+    k: float = 40.0,
+    initial: float = 1000.0,
+    permutations: int | None = None,
+    permutation_seed: int = 0,
+) -> list[dict[str, float]]:
+    """`bootstrap_samples` of online Elo (`permutations=None`) or of `permutation_elo` with
+    `permutations` orders from `permutation_seed`, with the same resamples, computed for all
+    resamples at once (vectorised over runs instead of one Python loop per resample)."""
+    if rounds < 1:
+        raise ValueError("rounds must be at least 1")
+    names, a_idx, b_idx, outcome = _encode(battles)
+    n = len(battles)
+    rng = np.random.default_rng(seed)
+    picks = np.stack([rng.integers(0, n, size=n) for _ in range(rounds)])
+    if permutations is None:
+        perms = np.arange(n)[None, :]
+    else:
+        order_rng = np.random.default_rng(permutation_seed)
+        perms = np.stack([order_rng.permutation(n) for _ in range(permutations)])
+    per_round = len(perms)
+    totals = np.zeros((rounds, len(names)))
+    batch = max(1, 8_000_000 // max(1, n) // per_round)  # resamples per (batch x T) block
+    for start in range(0, rounds, batch):
+        block = picks[start:start + batch]
+        orders = block[:, None, :][:, np.zeros(per_round, dtype=np.int64), :]
+        orders = np.take_along_axis(orders, np.broadcast_to(perms, orders.shape), axis=2)
+        runs = _elo_runs(a_idx, b_idx, outcome, len(names), orders.reshape(-1, n), k, initial)
+        totals[start:start + len(block)] = runs.reshape(len(block), per_round, -1).mean(axis=1)
+    present = np.zeros((rounds, len(names)), dtype=bool)
+    for column in (a_idx, b_idx):
+        present[np.arange(rounds)[:, None], column[picks]] = True
+    return [{name: float(totals[r, i]) for i, name in enumerate(names) if present[r, i]}
+            for r in range(rounds)]
+
+
+def percentile_intervals(
+    resampled: Iterable[Mapping[str, float]], alpha: float = 0.05
+) -> dict[str, tuple[float, float]]:
+    """Per competitor, the (alpha / 2, 1 - alpha / 2) quantiles of its resampled ratings."""
+    if not 0 < alpha < 1:
+        raise ValueError("alpha must be in (0, 1)")
+    samples: dict[str, list[float]] = {}
+    for ratings in resampled:
+        for name, rating in ratings.items():
+            samples.setdefault(name, []).append(rating)
+    return {
+        name: (
+            float(np.quantile(values, alpha / 2)),
+            float(np.quantile(values, 1 - alpha / 2)),
+        )
+        for name, values in sorted(samples.items())
+    }
+
+
 def bootstrap_intervals(
     battles: Sequence[Battle],
     rating_fn: RatingFn,
@@ -222,23 +316,9 @@ def bootstrap_intervals(
 
     A competitor missing from a resample is left out of that round.
     """
-    if rounds < 1:
-        raise ValueError("rounds must be at least 1")
     if not 0 < alpha < 1:
         raise ValueError("alpha must be in (0, 1)")
-    rng = np.random.default_rng(seed)
-    samples: dict[str, list[float]] = {}
-    for _ in range(rounds):
-        picks = rng.integers(0, len(battles), size=len(battles))
-        for name, rating in rating_fn([battles[i] for i in picks]).items():
-            samples.setdefault(name, []).append(rating)
-    return {
-        name: (
-            float(np.quantile(values, alpha / 2)),
-            float(np.quantile(values, 1 - alpha / 2)),
-        )
-        for name, values in sorted(samples.items())
-    }
+    return percentile_intervals(bootstrap_samples(battles, rating_fn, rounds, seed), alpha)
 
 
 @dataclass(frozen=True)

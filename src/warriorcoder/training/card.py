@@ -106,3 +106,28 @@ Optimizer steps: {result.global_step}. Final training loss: **{final}**
     card = ModelCard(content)
     card.save(folder / "README.md")
     return card
+
+
+EVALUATION_HEADING = "## Evaluation"
+
+
+def set_evaluation_section(folder: Path, markdown: str) -> Path:
+    """Append the "Evaluation" section to the checkpoint folder's README.md, or replace the one
+    already there (everything from its heading to the next `## ` heading). A folder without a
+    README.md gets one holding only the section. Returns the README's path."""
+    path = Path(folder) / "README.md"
+    section = f"{EVALUATION_HEADING}\n\n{markdown.strip()}\n"
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == EVALUATION_HEADING), None)
+    if start is None:
+        body = text.rstrip("\n")
+        text = f"{body}\n\n{section}" if body else section
+    else:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        rest = "".join(lines[end:])
+        text = "".join(lines[:start]) + section + ("\n" + rest if rest else "")
+    path.write_text(text, encoding="utf-8")
+    return path

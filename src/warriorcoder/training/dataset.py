@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,10 @@ from typing import Any
 from datasets import Dataset, load_dataset
 
 from warriorcoder.config import ArenaConfig
-from warriorcoder.hub import HubStore, VersionRef
+from warriorcoder.errors import VersionNotFoundError
+from warriorcoder.hub import HubStore, VersionRef, hub_token, parse_spec
+
+SFT_DATASET = "sft_final"
 
 
 @dataclass(frozen=True)
@@ -33,22 +35,6 @@ class DatasetSource:
         return f"{self.repo_id}@{self.version}"
 
 
-def parse_dataset_spec(spec: str) -> tuple[str, str]:
-    """Split `<repo-or-folder>@<version>`; a version is required (never an implicit latest)."""
-    base, sep, version = spec.rpartition("@")
-    if not sep or not base or not version or "/" in version:
-        raise ValueError(
-            f"dataset {spec!r}: give `<repo-or-folder>@<version>`, e.g. "
-            "`my-org/warriorcoder-sft_final@v3` or `hub/local/warriorcoder-sft_final@v1`; "
-            "the version is always pinned explicitly"
-        )
-    return base, version
-
-
-def _hub_token(config: ArenaConfig) -> str | None:
-    return os.environ.get(config.hub.token_env) or None
-
-
 def _source(ref: VersionRef) -> DatasetSource:
     return DatasetSource(ref.repo_id, ref.version, str(ref.location), ref.revision)
 
@@ -60,17 +46,17 @@ def load_pinned(spec: str, config: ArenaConfig) -> tuple[Dataset, DatasetSource]
     local folder with version subfolders loads with `load_dataset(<folder>/<vN>)`; anything
     else is a Hub repo, loaded with `load_dataset(repo, revision=vN)`.
     """
-    base, version = parse_dataset_spec(spec)
-    if base == config.hub.repo_id("select"):
+    base, version = parse_spec(spec)
+    if base == config.hub.repo_id(SFT_DATASET):
         store = HubStore.from_config(config.hub)
-        ref = store.get("select", version)
-        return store.load("select", version), _source(ref)
+        ref = store.get(SFT_DATASET, version)
+        return store.load(SFT_DATASET, version), _source(ref)
     folder = Path(base).expanduser()
     if folder.is_dir():
         version_dir = folder / version
         if not version_dir.is_dir():
             found = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name[:1] != ".")
-            raise ValueError(
+            raise VersionNotFoundError(
                 f"dataset {spec!r}: {folder} has no version folder {version!r}; "
                 f"versions there: {found or 'none'}"
             )
@@ -82,20 +68,20 @@ def load_pinned(spec: str, config: ArenaConfig) -> tuple[Dataset, DatasetSource]
             location=str(version_dir.resolve()),
         )
         return dataset, source
-    dataset = load_dataset(base, revision=version, split="train", token=_hub_token(config))
+    dataset = load_dataset(base, revision=version, split="train", token=hub_token(config.hub))
     return dataset, DatasetSource(repo_id=base, version=version, location=base)
 
 
 def load_latest_from_store(config: ArenaConfig) -> tuple[Dataset, DatasetSource]:
     """This arena's newest `sft_final` version, through the hub store."""
     store = HubStore.from_config(config.hub)
-    ref = store.latest("select")
+    ref = store.latest(SFT_DATASET)
     if ref is None:
-        raise ValueError(
-            f"no sft_final dataset in the hub store ({config.hub.repo_id('select')}); run "
+        raise VersionNotFoundError(
+            f"no sft_final dataset in the hub store ({config.hub.repo_id(SFT_DATASET)}); run "
             "`warriorcoder select` first or pass --dataset <repo-or-folder>@<version>"
         )
-    return store.load("select", ref.version), _source(ref)
+    return store.load(SFT_DATASET, ref.version), _source(ref)
 
 
 def load_sft_dataset(config: ArenaConfig, dataset: str | None) -> tuple[Dataset, DatasetSource]:

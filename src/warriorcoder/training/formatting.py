@@ -15,6 +15,8 @@ from typing import Any
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
 
+from warriorcoder.errors import ConfigError, InputDatasetError, TrainingError
+
 IGNORE_INDEX = -100
 """Label value the loss ignores (the prompt tokens and padding)."""
 
@@ -32,7 +34,7 @@ class PromptFormat:
         fields = [field for _, field, _, _ in self._parsed() if field is not None]
         unknown = sorted(set(fields) - {"system", "instruction"})
         if unknown or fields.count("instruction") != 1:
-            raise ValueError(
+            raise ConfigError(
                 f"train.prompt_template {self.template!r} must contain `{{instruction}}` exactly "
                 f"once and no fields but `{{system}}` and `{{instruction}}` (found {fields}); "
                 "write a literal brace as `{{` or `}}`"
@@ -42,7 +44,7 @@ class PromptFormat:
         try:
             return list(string.Formatter().parse(self.template))
         except ValueError as error:
-            raise ValueError(f"train.prompt_template {self.template!r}: {error}") from None
+            raise ConfigError(f"train.prompt_template {self.template!r}: {error}") from None
 
     def prompt(self, instruction: str) -> str:
         """The prompt the model sees for one instruction (the response follows it directly)."""
@@ -112,7 +114,7 @@ def check_columns(dataset: Dataset, source: str) -> None:
     """Raise a clear error if the SFT columns are missing."""
     missing = [column for column in REQUIRED_COLUMNS if column not in dataset.column_names]
     if missing:
-        raise ValueError(
+        raise InputDatasetError(
             f"dataset {source} lacks the column(s) {missing} needed for SFT; it has "
             f"{dataset.column_names}. Train on an `sft_final` dataset (written by "
             "`warriorcoder select`), which has `instruction` and `response`."
@@ -147,7 +149,7 @@ def tokenize_dataset(
     """Format and tokenise every row; rows longer than `max_length` are dropped, never cut."""
     check_columns(dataset, source)
     if tokenizer.eos_token_id is None:
-        raise ValueError("the tokenizer has no eos token; SFT appends it to every response")
+        raise TrainingError("the tokenizer has no eos token; SFT appends it to every response")
 
     def encode(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {"input_ids": [], "labels": [], "length": []}
@@ -155,7 +157,7 @@ def tokenize_dataset(
         for index, instruction, response in rows:
             for column, value in (("instruction", instruction), ("response", response)):
                 if not isinstance(value, str) or not value.strip():
-                    raise ValueError(
+                    raise InputDatasetError(
                         f"dataset {source} row {index}: `{column}` must be a non-empty string, "
                         f"got {value!r}"
                     )
@@ -180,7 +182,7 @@ def tokenize_dataset(
         desc=f"dropping rows longer than {max_length} tokens",
     )
     if len(kept) == 0:
-        raise ValueError(
+        raise ConfigError(
             f"every one of the {len(dataset)} rows of {source} is longer than "
             f"train.max_length={max_length} tokens; raise train.max_length"
         )

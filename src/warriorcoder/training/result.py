@@ -32,6 +32,18 @@ class TrainResult:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     published: str | None = None
     """Where `--push` published the checkpoint (`<repo>@<version>`), if it did."""
+    fingerprint: str | None = None
+    """What the checkpoint was trained from (see `sft.training_fingerprint`): a rerun with the
+    same one reuses this checkpoint."""
+
+    @classmethod
+    def read(cls, folder: Path) -> TrainResult:
+        """The result written next to a checkpoint (raises OSError/ValueError when absent)."""
+        data = json.loads((folder / RESULT_FILE).read_text())
+        data["checkpoint_dir"] = Path(folder)
+        data["dataset"] = DatasetSource(**data["dataset"])
+        data["loss_history"] = [tuple(point) for point in data.get("loss_history", [])]
+        return cls(**data)
 
     def __str__(self) -> str:
         loss = "n/a" if self.final_loss is None else f"{self.final_loss:.4f}"
@@ -43,7 +55,7 @@ class TrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["checkpoint_dir"] = str(self.checkpoint_dir)
+        data["checkpoint_dir"] = "."  # the folder this file is in: no local path is published
         data["loss_history"] = [list(point) for point in self.loss_history]
         return data
 

@@ -21,6 +21,9 @@ computed as global / (micro batch x world size), and a batch that does not divid
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import logging
 import os
 import socket
 import sys
@@ -30,12 +33,16 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from warriorcoder.builders.sizing import PAPER_EPOCHS, epochs_warning, implied_epochs
 from warriorcoder.config import ArenaConfig, ConfigError, TrainConfig, load_config
+from warriorcoder.dataset_cards.card import package_version
+from warriorcoder.errors import TrainingError, WarriorcoderError
 from warriorcoder.generation.local import loadable_model
-from warriorcoder.hub import HubError
-from warriorcoder.training.dataset import load_sft_dataset
+from warriorcoder.training.dataset import DatasetSource, load_sft_dataset
 from warriorcoder.training.formatting import IGNORE_INDEX, PromptFormat, tokenize_dataset
 from warriorcoder.training.result import TrainResult
+
+logger = logging.getLogger(__name__)
 
 FINAL_DIR = "final"
 """Subfolder of `train.output_dir` with the final checkpoint (intermediate ones: checkpoint-N)."""
@@ -97,6 +104,7 @@ def _hyperparameters(train: TrainConfig, args: Any, zero_config: str) -> dict[st
         "warmup_ratio": train.warmup_ratio,
         "warmup_steps": args.warmup_steps,
         "lr_scheduler_type": train.lr_scheduler_type,
+        "warmup_type": train.warmup_type if train.lr_scheduler_type == "warmup_lr" else None,
         "max_length": train.max_length,
         "bf16": args.bf16,
         "deepspeed": zero_config,
@@ -104,11 +112,59 @@ def _hyperparameters(train: TrainConfig, args: Any, zero_config: str) -> dict[st
         "gradient_checkpointing": train.gradient_checkpointing,
         "seed": train.seed,
         "system_line": train.system_line,
+        "skip_truncated": train.skip_truncated,
     }
+
+
+def skip_truncated_rows(dataset: Any, train: TrainConfig) -> tuple[Any, int]:
+    """Without the rows flagged `truncated` (when `train.skip_truncated` and the column exists),
+    and how many were left out."""
+    if not train.skip_truncated or "truncated" not in dataset.column_names:
+        return dataset, 0
+    kept = dataset.filter(lambda cut: [not c for c in cut], input_columns="truncated",
+                          batched=True, desc="skipping truncated targets")
+    return kept, len(dataset) - len(kept)
 
 
 def _loss_history(log_history: list[dict[str, Any]]) -> list[tuple[int, float]]:
     return [(int(entry["step"]), float(entry["loss"])) for entry in log_history if "loss" in entry]
+
+
+def training_fingerprint(config: ArenaConfig, source: DatasetSource) -> str:
+    """sha256 of what determines a checkpoint: the dataset version and revision, the `train`
+    settings (paths and logging left out) and the package version."""
+    settings = config.to_card_dict()["train"]
+    for key in ("output_dir", "logging_steps", "save_steps", "dataset"):
+        settings.pop(key, None)
+    payload = {"dataset": [source.repo_id, source.version, source.revision],
+               "train": settings, "package": package_version()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def reusable_result(final_dir: Path, print_: str) -> TrainResult | None:
+    """The finished checkpoint in `final_dir` when it was trained with fingerprint `print_`."""
+    try:
+        done = TrainResult.read(final_dir)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return done if done.fingerprint == print_ else None
+
+
+def _publish_once(result: TrainResult, config: ArenaConfig) -> None:
+    """Publish the checkpoint unless this very checkpoint is already a version in the store."""
+    from warriorcoder.hub import HubStore
+    from warriorcoder.training.publish import MODEL_REPO, publish_checkpoint
+
+    if result.published:
+        store = HubStore.from_config(config.hub)
+        version = result.published.rpartition("@")[2]
+        if any(ref.version == version for ref in store.versions(MODEL_REPO)):
+            _say(f"{result.published} already holds this checkpoint; not published again")
+            return
+    published = publish_checkpoint(result.checkpoint_dir, config.hub)
+    result.published = published.spec()
+    result.write(result.checkpoint_dir)
+    _say(f"published {published.spec()} at {published.location}")
 
 
 def train_from_config(
@@ -117,12 +173,16 @@ def train_from_config(
     resume: bool = False,
     push: bool = False,
     overrides: dict[str, Any] | None = None,
+    force: bool = False,
 ) -> TrainResult:
     """Fine-tune `train.base_model` on `sft_final`; save, card and (with `push`) publish it.
 
     `dataset` is `<repo-or-folder>@<version>`; default `train.dataset`, else this arena's newest
     `sft_final` in the hub store (the version used is printed and recorded in the card).
     `overrides` replaces fields of `config.train` (e.g. `{"zero_stage": 2, "max_steps": 20}`).
+    A finished checkpoint in `output_dir/final` trained on the same dataset version with the
+    same settings is reused (and not published twice) unless `force`. Raises `TrainingError`,
+    `ConfigError`, `HubError`.
     """
     config = apply_overrides(config, overrides)
     train = config.train
@@ -146,7 +206,6 @@ def train_from_config(
         load_deepspeed_config,
     )
     from warriorcoder.training.card import write_model_card
-    from warriorcoder.training.publish import publish_checkpoint
 
     fmt = PromptFormat(train.prompt_template, train.system_line)
     zero_config = deepspeed_config_name(train.zero_stage, train.offload)
@@ -155,7 +214,7 @@ def train_from_config(
     if resume:
         checkpoint = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
         if checkpoint is None:
-            raise ValueError(
+            raise TrainingError(
                 f"--resume: no checkpoint-<step> folder in {output_dir} to resume from; "
                 "start without --resume (checkpoints are written every train.save_steps steps)"
             )
@@ -166,6 +225,17 @@ def train_from_config(
     raw, source = load_sft_dataset(config, dataset)
     how = "pinned" if dataset or train.dataset else "the newest version in the hub store"
     _say(f"dataset {source} ({how}; {len(raw)} rows, from {source.location})")
+    print_ = training_fingerprint(config, source)
+    if not force and not resume and (done := reusable_result(output_dir / FINAL_DIR, print_)):
+        _say(f"reusing {done.checkpoint_dir}: trained on {source} with the same settings "
+             "(--force trains again)")
+        if push:
+            _publish_once(done, config)
+        return done
+    raw, skipped = skip_truncated_rows(raw, train)
+    if skipped:
+        _say(f"{skipped} rows skipped: their target was cut by the length limit (`truncated`; "
+             "train.skip_truncated: false keeps them)")
 
     with args.main_process_first(desc="preparing the base model"):  # a GGUF converts once
         base_model = loadable_model(train.base_model, config.generation.journal.parent / "models")
@@ -183,6 +253,15 @@ def train_from_config(
         f"accumulation {args.gradient_accumulation_steps} x world {args.world_size}; "
         f"DeepSpeed {zero_config}; bf16={args.bf16}; {train.max_steps} steps"
     )
+    epochs = implied_epochs(train, data.rows_used)
+    _say(
+        f"{epochs:.2f} epochs = global batch {train.global_batch_size} x {train.max_steps} steps "
+        f"/ {data.rows_used} rows (the paper: {PAPER_EPOCHS:.1f})"
+    )
+    warning = epochs_warning(train, data.rows_used)
+    if warning:
+        _say(f"WARNING: {warning}")
+        logger.warning(warning)
 
     attention = "sdpa"
     if train.packing and torch.cuda.is_available():
@@ -227,17 +306,16 @@ def train_from_config(
         final_loss=history[-1][1] if history else None,
         train_loss=output.training_loss,
         loss_history=history,
-        hyperparameters=_hyperparameters(train, args, zero_config),
+        hyperparameters={**_hyperparameters(train, args, zero_config),
+                         "rows_skipped_truncated": skipped, "implied_epochs": round(epochs, 3)},
+        fingerprint=print_,
     )
     if trainer.is_world_process_zero():
         example = fmt.prompt("<instruction>")
         write_model_card(final_dir, result, license=config.hub.license, prompt_example=example)
         result.write(final_dir)
         if push:
-            published = publish_checkpoint(final_dir, config.hub)
-            result.published = str(published)
-            result.write(final_dir)
-            _say(f"published {published} at {published.location}")
+            _publish_once(result, config)
         final = "n/a" if result.final_loss is None else f"{result.final_loss:.4f}"
         _say(f"saved {final_dir} (step {result.global_step}, final loss {final})")
     trainer.accelerator.wait_for_everyone()
@@ -263,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", help="<repo-or-folder>@<version> of sft_final")
     parser.add_argument("--resume", action="store_true", help="resume from the last checkpoint")
     parser.add_argument("--push", action="store_true", help="publish checkpoint + card")
+    parser.add_argument("--force", action="store_true",
+                        help="train again even when output_dir/final holds this checkpoint")
     parser.add_argument(
         "--deepspeed",
         choices=("zero2", "zero3", "zero3_offload"),
@@ -291,8 +371,9 @@ def main(argv: list[str] | None = None) -> int:
             overrides["offload"] = args.deepspeed == "zero3_offload"
         if args.output_dir:
             overrides["output_dir"] = Path(args.output_dir).resolve()
-        train_from_config(config, args.dataset, args.resume, args.push, overrides)
-    except (ConfigError, ValueError, HubError) as error:
+        train_from_config(config, args.dataset, args.resume, args.push, overrides,
+                          force=args.force)
+    except WarriorcoderError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -15,7 +15,7 @@ does (a matched stop sequence stays at the end of the text).
 Faults (429, 503, 500, hanging until the client times out, dropped connections) are injected
 at a given rate, latency and a concurrency cap (TGI answers 429 past `max_concurrent_requests`)
 can be set, and every call is counted. Run it in a thread (`TGITestServer`) or in its own
-process (`python -m warriorcoder.testing.tgi_server`, or `spawn_server`).
+process (`python -m tests.support.tgi_server`, or `spawn_server`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import importlib
 import json
+import os
 import random
 import re
 import subprocess
@@ -36,9 +37,13 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+"""The repository root, put on PYTHONPATH of spawned servers (`tests.support` is not installed)."""
 
 Responder = Callable[[str, dict[str, Any], str], str]
 """`(kind, payload, model_name) -> text`; kind is "generate" or "chat"."""
@@ -288,6 +293,10 @@ class _App:
         self.total_in_flight = 0
         self.down: set[str] = set()
 
+    def error(self, status: int, message: str, error_type: str) -> web.Response:
+        """An error answer in the protocol's shape (TGI: `{"error", "error_type"}`)."""
+        return _error(status, message, error_type)
+
     def build(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         for name in self.models:
@@ -316,13 +325,13 @@ class _App:
     async def _info(self, request: web.Request, name: str) -> web.Response:
         self.stats.calls[f"{name} /info"] += 1
         if name in self.down:
-            return _error(503, "model is down", "unhealthy")
+            return self.error(503, "model is down", "unhealthy")
         return web.json_response(self.models[name].info())
 
     async def _health(self, request: web.Request, name: str) -> web.Response:
         self.stats.calls[f"{name} /health"] += 1
         if name in self.down:
-            return _error(503, "unhealthy", "healthcheck")
+            return self.error(503, "unhealthy", "healthcheck")
         return web.Response(status=200)
 
     async def _generate(self, request: web.Request, name: str) -> web.StreamResponse:
@@ -348,14 +357,14 @@ class _App:
                 self.stats.headers[f"{header}: {value}"] += 1
         model = self.models[name]
         if name in self.down:
-            return _error(503, "model is down", "unhealthy")
+            return self.error(503, "model is down", "unhealthy")
         try:
             payload = await request.json()
         except json.JSONDecodeError:
-            return _error(422, "Failed to deserialize the JSON body", "validation")
+            return self.error(422, "Failed to deserialize the JSON body", "validation")
         if self.in_flight[name] >= model.max_concurrent_requests:
             self.stats.rejected["overloaded"] += 1
-            return _error(429, "Model is overloaded", "overloaded")
+            return self.error(429, "Model is overloaded", "overloaded")
         fault = None
         if self.faults.rate and self.rng.random() < self.faults.rate:
             fault = self.rng.choice(self.faults.kinds)
@@ -370,7 +379,7 @@ class _App:
                 body, key = answer(payload, model, name)
             except _ValidationError as error:
                 self.stats.rejected[error.error_type] += 1
-                return _error(error.status, str(error), error.error_type)
+                return self.error(error.status, str(error), error.error_type)
             if self.latency_s:
                 await asyncio.sleep(self.latency_s)
             self.stats.served[label] += 1
@@ -382,14 +391,14 @@ class _App:
 
     async def _fault(self, request: web.Request, fault: str) -> web.StreamResponse:
         if fault == "429":
-            return _error(429, "Model is overloaded", "overloaded")
+            return self.error(429, "Model is overloaded", "overloaded")
         if fault == "503":
-            return _error(503, "Service temporarily unavailable", "unavailable")
+            return self.error(503, "Service temporarily unavailable", "unavailable")
         if fault == "500":
-            return _error(500, "Incomplete generation", "incomplete_generation")
+            return self.error(500, "Incomplete generation", "incomplete_generation")
         if fault == "timeout":
             await asyncio.sleep(self.faults.hang_s)
-            return _error(504, "gateway timeout", "timeout")
+            return self.error(504, "gateway timeout", "timeout")
         transport = request.transport
         if transport is not None:
             transport.abort()
@@ -506,7 +515,7 @@ class TGITestServer:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        self._app = _App(
+        self._app = self.make_app(
             models or {"default": FakeModel("test/default")}, latency_s, faults or Faults()
         )
         self.host = host
@@ -514,6 +523,11 @@ class TGITestServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
+
+    def make_app(
+        self, models: Mapping[str, FakeModel], latency_s: float, faults: Faults
+    ) -> _App:
+        return _App(models, latency_s, faults)
 
     @property
     def stats(self) -> ServerStats:
@@ -632,7 +646,7 @@ def spawn_server(
     command = [
         sys.executable,
         "-m",
-        "warriorcoder.testing.tgi_server",
+        "tests.support.tgi_server",
         "--latency",
         str(latency_s),
         "--max-concurrency",
@@ -646,7 +660,9 @@ def spawn_server(
         command += ["--model", f"{name}={model_id}"]
     if responder:
         command += ["--responder", responder]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
     assert process.stdout is not None
     line = process.stdout.readline().strip()
     if not line.startswith("READY "):

@@ -40,9 +40,9 @@ import datasets
 from warriorcoder.scoring.verdicts import JUDGE_PROMPT
 
 if TYPE_CHECKING:
+    from tests.support.tgi_server import TGITestServer
     from warriorcoder.config import ArenaConfig
     from warriorcoder.hub import HubStore, VersionRef
-    from warriorcoder.testing.tgi_server import TGITestServer
 
 Responder = Callable[[str, dict[str, Any], str], str]
 Verdict = Literal["A", "B", "Tie"]
@@ -135,7 +135,7 @@ class BattleSim:
     def _fallback(self, kind: str, payload: dict[str, Any], model_name: str) -> str:
         if self.fallback is not None:
             return self.fallback(kind, payload, model_name)
-        from warriorcoder.testing.tgi_server import default_responder
+        from tests.support.tgi_server import default_responder
 
         return default_responder(kind, payload, model_name)
 
@@ -231,8 +231,10 @@ def compressed_rows(miners: Sequence[str]) -> list[dict[str, Any]]:
 def publish_parent(store: HubStore, phase: str, rows: Sequence[Mapping[str, Any]],
                    features: datasets.Features | None = None) -> VersionRef:
     """Publish hand-made rows as a version of `phase`'s dataset, with a minimal card."""
+    from warriorcoder.phases import get_phase
+
     dataset = datasets.Dataset.from_list(list(rows), features=features)
-    return store.publish(phase, dataset,
+    return store.publish(get_phase(phase).dataset, dataset,
                          lambda ref: f"---\npretty_name: hand-made {phase}\n---\n# {phase}\n")
 
 
@@ -251,9 +253,9 @@ class BattleArena:
 def battle_arena(root: Path, sim: BattleSim, **sections: dict[str, Any]) -> Iterator[BattleArena]:
     """Serve every expert of `sim.strengths`; `sections` update the config's phase sections
     (small token limits and bootstrap sizes by default, so a run takes seconds)."""
+    from tests.support.tgi_server import FakeModel, TGITestServer
     from warriorcoder.config import ArenaConfig
     from warriorcoder.hub import HubStore
-    from warriorcoder.testing.tgi_server import FakeModel, TGITestServer
 
     names = list(sim.strengths)
     models = {name: FakeModel(f"sim/{name}", responder=sim.responder) for name in names}

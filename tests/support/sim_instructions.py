@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from warriorcoder.config import ArenaConfig
 
 if TYPE_CHECKING:
-    from warriorcoder.testing.tgi_server import TGITestServer
+    from tests.support.tgi_server import TGITestServer
 
 Responder = Callable[[str, dict[str, Any], str], str]
 
@@ -392,7 +392,7 @@ class InstructionSim:
     def _fallback(self, kind: str, payload: dict[str, Any], model_name: str) -> str:
         if self.fallback is not None:
             return self.fallback(kind, payload, model_name)
-        from warriorcoder.testing.tgi_server import default_responder
+        from tests.support.tgi_server import default_responder
 
         return default_responder(kind, payload, model_name)
 
@@ -487,7 +487,7 @@ def sim_arena(
     """Start the test server with one simulated expert per name; `options` go to `sim_config`
     (samples_per_config, compress_size, embedding_model) or to `InstructionSim`. `root` is
     created if missing."""
-    from warriorcoder.testing.tgi_server import FakeModel, TGITestServer
+    from tests.support.tgi_server import FakeModel, TGITestServer
 
     config_keys = {"samples_per_config", "compress_size", "embedding_model"}
     config_options = {k: v for k, v in options.items() if k in config_keys}

@@ -1,0 +1,29 @@
+"""The six phases in pipeline order, each declared by its builder module (`PHASE`)."""
+
+from __future__ import annotations
+
+from warriorcoder.builders import battle, compress, judge, mine, select
+from warriorcoder.builders import filter as filter_
+from warriorcoder.builders.base import Phase
+from warriorcoder.errors import PhaseError
+
+REGISTRY: dict[str, Phase] = {
+    module.PHASE.name: module.PHASE for module in (mine, filter_, compress, battle, judge, select)
+}
+"""Phase name -> its declaration, in pipeline order."""
+
+PHASES: tuple[str, ...] = tuple(REGISTRY)
+"""Phase names in pipeline order; each writes one dataset."""
+
+
+def get_phase(name: str) -> Phase:
+    """The declaration of phase `name`; raises `PhaseError` for an unknown name."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise PhaseError(f"unknown phase {name!r}; phases are {', '.join(PHASES)}") from None
+
+
+def phase_of_dataset(dataset: str) -> Phase | None:
+    """The phase that writes `dataset` (e.g. `votes` -> judge), or None."""
+    return next((phase for phase in REGISTRY.values() if phase.dataset == dataset), None)
