@@ -120,20 +120,20 @@ class _Usage:
         return totals
 
 
-_NEEDED = {
-    "filter": ("compress.size", "mine.samples_per_config (or the mine.survival rates)"),
-    "compress": ("compress.size", "filter.min_difficulty down or mine.samples_per_config up"),
+_SIZE_KNOBS = {
+    "filter": "mine.samples_per_config (or the mine.survival rates)",
+    "compress": "filter.min_difficulty down or mine.samples_per_config up",
 }
-"""Phases whose output the next phase sizes against: (what it needs, which knob to turn)."""
+"""Phases whose kept rows should reach `compress.size`, and the knob to turn when they don't."""
 
 
 def _shortfall(phase: Phase, config: ArenaConfig, kept: int) -> str | None:
     """The card and log note when `phase` kept fewer rows than the next phase needs."""
     from warriorcoder.builders.sizing import shortfall_note
 
-    if phase.name not in _NEEDED:
+    knob = _SIZE_KNOBS.get(phase.name)
+    if knob is None:
         return None
-    _, knob = _NEEDED[phase.name]
     return shortfall_note(kept, config.compress.size, phase.name, knob)
 
 
