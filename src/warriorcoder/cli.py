@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from warriorcoder.config import ArenaConfig, HubConfig, load_config
+from warriorcoder.config import EXPERT_RUNTIME_FIELDS, ArenaConfig, HubConfig, load_config
 from warriorcoder.errors import SpecError, WarriorcoderError
 from warriorcoder.phases import PHASES, REGISTRY
 
@@ -43,19 +43,6 @@ class WarriorcoderGroup(click.Group):
                 traceback.print_exc()
             click.echo(f"Error: {error}", err=True)
             ctx.exit(1)
-
-
-def _load(config_path: Path) -> ArenaConfig:
-    return load_config(config_path)
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    """Errors shown without a traceback (the group's handler shows every WarriorcoderError)."""
-    return (WarriorcoderError,)
-
-
-def _fail(error: Exception) -> click.ClickException:
-    return click.ClickException(str(error))
 
 
 @click.group(cls=WarriorcoderGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -109,7 +96,7 @@ def _phase_command(phase: str) -> click.Command:
             config, input_version = _config_from_card(from_card, phase, config_path)
             force = True  # a rebuild publishes, even over an identical latest version
         else:
-            config = _load(config_path)
+            config = load_config(config_path)
         store = HubStore.from_config(config.hub)
         if dry_run:
             parent = resolve_parent(store, REGISTRY[phase], input_version)
@@ -137,7 +124,7 @@ def _config_from_card(spec: str, phase: str, config_path: Path) -> tuple[ArenaCo
     from warriorcoder.hub import HubStore, parse_spec
 
     repo, version = parse_spec(spec)
-    current = _load(config_path) if config_path.exists() else None
+    current = load_config(config_path) if config_path.exists() else None
     hub = current.hub if current is not None else HubConfig()
     dataset = REGISTRY[phase].dataset
     if repo != hub.repo_id(dataset):
@@ -163,7 +150,7 @@ def _config_from_card(spec: str, phase: str, config_path: Path) -> tuple[ArenaCo
                     f"in {config_path}; add it there (with its urls) to rebuild"
                 )
             runtime = {k: v for k, v in here.model_dump(mode="json").items()
-                       if k in ("urls", "max_concurrency", "token_env", "headers_env")}
+                       if k in EXPERT_RUNTIME_FIELDS}
             experts.append({**entry, **runtime})
         recorded["experts"] = experts
     config = validate_config_data(recorded, f"the config recorded in {spec}", base_dir)
@@ -219,7 +206,7 @@ def run(config_path: Path, until: str, dry_run: bool, force: bool) -> None:
     from warriorcoder.hub import HubStore
     from warriorcoder.runner import plan_pipeline, run_phase
 
-    config = _load(config_path)
+    config = load_config(config_path)
     _print_plans(config, plan_pipeline(config, until))
     if dry_run:
         return
@@ -259,7 +246,7 @@ def status(config_path: Path) -> None:
     from warriorcoder.dataset_cards import card_lineage
     from warriorcoder.hub import HubStore
 
-    config = _load(config_path)
+    config = load_config(config_path)
     store = HubStore.from_config(config.hub)
     for phase in PHASES:
         dataset = REGISTRY[phase].dataset
@@ -298,7 +285,7 @@ def train(config_path: Path, dataset: str | None, resume: bool, push: bool, forc
     """Fine-tune the target model on sft_final with DeepSpeed ZeRO (README: launchers)."""
     from warriorcoder.training import train_from_config
 
-    config = _load(config_path)
+    config = load_config(config_path)
     result = train_from_config(config, dataset=dataset, resume=resume, push=push, force=force)
     click.echo(f"train: done: {result}")
 
@@ -340,7 +327,7 @@ def evaluate(config_path: Path, target: str | None, benchmarks: str | None,
     from warriorcoder.evaluation import Settings
     from warriorcoder.evaluation import evaluate as run_evaluation
 
-    config = _load(config_path)
+    config = load_config(config_path)
     names = [b.strip() for b in benchmarks.split(",") if b.strip()] if benchmarks else None
     report = run_evaluation(
         config, target, benchmarks=names, humaneval_plus=humaneval_plus, mbpp_plus=mbpp_plus,

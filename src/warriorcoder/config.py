@@ -71,6 +71,11 @@ class HubConfig(_Section):
         return f"{self.namespace}/{self.prefix}-{name}"
 
 
+EXPERT_RUNTIME_FIELDS = ("urls", "max_concurrency", "token_env", "headers_env")
+"""Expert fields that say where and how to reach a model, not what it answers: left out of
+fingerprints, and taken from the current config when a version is rebuilt from its card."""
+
+
 class ExpertConfig(_Section):
     """One expert: served over HTTP (`urls`, by TGI or an OpenAI-compatible server: `api`) or
     run in-process on the CPU (`local`)."""

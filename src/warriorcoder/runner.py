@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import datasets
 
 from warriorcoder.builders.base import Phase, PhaseInput, PhasePlan, expert_records
-from warriorcoder.config import ArenaConfig
+from warriorcoder.config import EXPERT_RUNTIME_FIELDS, ArenaConfig
 from warriorcoder.dataset_cards import CardSection, card_lineage, render_dataset_card
 from warriorcoder.dataset_cards.card import package_version
 from warriorcoder.errors import GenerationError, HubError, PhaseError
@@ -33,9 +33,6 @@ if TYPE_CHECKING:
     from warriorcoder.hub import HubStore, VersionRef
 
 logger = logging.getLogger(__name__)
-
-_EXPERT_RUNTIME_FIELDS = ("urls", "max_concurrency", "token_env", "headers_env")
-"""Expert fields that say where and how to reach a model, not what it answers."""
 
 
 def resolve_parent(store: HubStore, phase: Phase, version: str | None) -> VersionRef | None:
@@ -72,7 +69,7 @@ def fingerprint(phase: Phase, config: ArenaConfig, parent: VersionRef | None,
     if phase.uses_experts:
         identities = {e["name"]: [e.get("model_id"), e.get("model_revision")] for e in experts}
         payload["experts"] = [
-            {**{k: v for k, v in entry.items() if k not in _EXPERT_RUNTIME_FIELDS},
+            {**{k: v for k, v in entry.items() if k not in EXPERT_RUNTIME_FIELDS},
              "served": identities.get(entry["name"])}
             for entry in data["experts"]
         ]
@@ -102,9 +99,7 @@ class _Usage:
 
     @staticmethod
     def snapshot(pool: ExpertPool | None) -> dict[str, Any]:
-        if pool is None:
-            return {}
-        return {name: usage for name, usage in pool.usage().items()}
+        return pool.usage() if pool is not None else {}
 
     def actual(self, pool: ExpertPool | None, seconds: float) -> dict[str, Any]:
         after = self.snapshot(pool)

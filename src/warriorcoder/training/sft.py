@@ -38,6 +38,7 @@ from warriorcoder.config import ArenaConfig, ConfigError, TrainConfig, load_conf
 from warriorcoder.dataset_cards.card import package_version
 from warriorcoder.errors import TrainingError, WarriorcoderError
 from warriorcoder.generation.local import loadable_model
+from warriorcoder.hub import parse_spec
 from warriorcoder.training.dataset import DatasetSource, load_sft_dataset
 from warriorcoder.training.formatting import IGNORE_INDEX, PromptFormat, tokenize_dataset
 from warriorcoder.training.result import TrainResult
@@ -186,6 +187,8 @@ def train_from_config(
     """
     config = apply_overrides(config, overrides)
     train = config.train
+    if spec := dataset or train.dataset:
+        parse_spec(spec)  # a malformed spec fails before DeepSpeed and torch start
     ensure_process_group_env()
 
     # Heavy imports after the cheap validation above, and after the process-group environment.
