@@ -57,6 +57,16 @@ def test_smollm2_generates_in_batches_seeded_and_journaled(tmp_path: Path) -> No
         assert pool.run(requests, desc="cached") == results
         assert pool.usage()["smol"].cached == 2
 
+    # Two experts of the same weights, seeded apart, hold one copy of the model between them.
+    twin = SMOL.model_copy(update={"name": "twin"})
+    third = GenerationConfig(journal=tmp_path / "third.sqlite", local_batch_size=2)
+    with ExpertPool([SMOL, twin], third) as pool:
+        sampled = SamplingParams(8, temperature=1.0, seed=5)
+        pair = pool.run([ChatRequest.user(name, "Name a sorting algorithm.", sampled)
+                         for name in ("smol", "twin")], desc="twins")
+        assert pair[0] == pair[1], "same weights, prompt and seed give the same answer"
+        assert pool.backends["smol"].model.model() is pool.backends["twin"].model.model()
+
 
 @pytest.mark.slow
 def test_packaged_gguf_becomes_a_loadable_folder_once(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import yaml
 from tests.support.sim_battles import BattleSim
 from tests.support.sim_instructions import sim_arena
 from warriorcoder.config import ArenaConfig
+from warriorcoder.dataset_cards import card_lineage
 from warriorcoder.hub import HubStore
 from warriorcoder.phases import PHASES
 from warriorcoder.runner import run_phase
@@ -62,6 +63,10 @@ def test_killed_in_judge_and_restarted_gives_the_same_sft_final(tmp_path: Path) 
         for phase in PHASES:
             run_phase(phase, arena.config, store=store)
         expected = _sft_rows(store)
+        final = card_lineage(store.read_card("sft_final", store.latest("sft_final").version))
+        # select makes no call: it names the experts and their revisions as the votes card did
+        assert {e["name"]: e.get("revision_source") for e in final["experts"]} == {
+            name: "server" for name in NAMES}
     judge_calls = sum(straight.judge_calls.values())
     assert len(expected) == 20 and judge_calls >= 60
 

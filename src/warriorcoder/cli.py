@@ -1,4 +1,5 @@
-"""The `warriorcoder` command: one sub-command per phase; init, run, status, train, evaluate.
+"""The `warriorcoder` command: one sub-command per phase; init, run, status, train, evaluate,
+check-judges.
 
 Every error a user can cause or fix is a `WarriorcoderError`: the group's handler prints it as
 `Error: ...` and exits 1 (with the traceback under `-v`). Anything else is a bug: traceback.
@@ -6,6 +7,7 @@ Every error a user can cause or fix is a `WarriorcoderError`: the group's handle
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import traceback
 from importlib.resources import files
@@ -344,6 +346,47 @@ def evaluate(config_path: Path, target: str | None, benchmarks: str | None,
         verb = "reused" if report.published.reused else "published"
         click.echo(f"{verb}: {report.published.spec()}")
 
+
+
+@main.command("check-judges")
+@CONFIG_OPTION
+@click.option("--pairs", type=click.IntRange(min=1), default=10, show_default=True,
+              help="HumanEval problems to make pairs of (each kind gets this many).")
+@click.option("--kinds", default="mutant,swap", show_default=True, metavar="LIST",
+              help="Wrong answers: mutant (one operator or constant changed, failing the "
+                   "tests), swap (another problem's solution).")
+@click.option("--judges", default=None, metavar="LIST",
+              help="Experts to check (default: judge.judges, else every expert).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Draws the problems and the mutants.")
+@click.option("--output", type=click.Path(path_type=Path), default=None,
+              help="Write every pair and vote here as JSON lines.")
+def check_judges(config_path: Path, pairs: int, kinds: str, judges: str | None, seed: int,
+                 output: Path | None) -> None:
+    """Ask each judge, as the judge phase does, to tell a right HumanEval answer from a wrong
+    one, in both orders, and print how often it is right: before paying for the votes of a
+    whole arena, see whether its judges can judge."""
+    import json
+
+    from warriorcoder.evaluation.judges import JudgeCheck, build_pairs, check_judges, judge_names
+
+    config = load_config(config_path)
+    kind_list = [k.strip() for k in kinds.split(",") if k.strip()]
+    judge_list = judge_names(config, [j.strip() for j in judges.split(",") if j.strip()]
+                             if judges else None)
+    known, skipped = build_pairs(pairs, kind_list, seed)  # type: ignore[arg-type]
+    for task_id, why in skipped.items():
+        click.echo(f"note: {task_id} passed over: {why}")
+    report = JudgeCheck(known, check_judges(config, known, judge_list), skipped)
+    click.echo(report.table())
+    if output is not None:
+        with output.open("w", encoding="utf-8") as handle:
+            for pair in known:
+                handle.write(json.dumps({"pair": dataclasses.asdict(pair)}) + "\n")
+            for vote in report.votes:
+                handle.write(json.dumps({"vote": {**dataclasses.asdict(vote),
+                                                  "picked": vote.picked}}) + "\n")
+        click.echo(f"pairs and votes: {output}")
 
 if __name__ == "__main__":  # pragma: no cover
     main()

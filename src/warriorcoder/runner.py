@@ -168,6 +168,16 @@ def plan_pipeline(config: ArenaConfig, until: str = PHASES[-1]) -> list[tuple[st
     return plans
 
 
+def _lineage_or_none(store: HubStore, ref: VersionRef | None) -> dict[str, Any] | None:
+    """The `warriorcoder` metadata of a version's card (None: no version, or not our card)."""
+    if ref is None:
+        return None
+    try:
+        return card_lineage(store.read_card(ref.dataset, ref.version))
+    except (ValueError, OSError, LookupError, HubError):
+        return None
+
+
 def run_phase(
     phase: str,
     config: ArenaConfig,
@@ -193,7 +203,8 @@ def run_phase(
     if rows is not None and parent is not None:
         declared.check_columns(rows, parent.spec())
     phase_input = PhaseInput(config=config, rows=rows, parent=parent,
-                             pool_factory=(lambda: pool) if pool is not None else None)
+                             pool_factory=(lambda: pool) if pool is not None else None,
+                             parent_card=_lineage_or_none(store, parent))
     try:
         return _build_and_publish(declared, config, store, phase_input, parent, force)
     finally:

@@ -18,7 +18,7 @@ reads the parent version, checks the required columns, builds, renders the card 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,8 @@ class PhaseInput:
     rows: datasets.Dataset | None
     parent: VersionRef | None
     pool_factory: Callable[[], ExpertPool] | None = None
+    parent_card: Mapping[str, Any] | None = None
+    """The parent version's `warriorcoder` card metadata (experts, counts, ...), if it has one."""
 
     @cached_property
     def pool(self) -> ExpertPool:

@@ -124,6 +124,22 @@ def vote_seed(judge: JudgeConfig, battle_id: str, judge_name: str, order: str,
     return derive_seed("judge", judge.seed, battle_id, judge_name, order, attempt)
 
 
+def vote_request(judge: JudgeConfig, judge_name: str, instruction: str, first: str,
+                 second: str, *, seed: int, attempt: int) -> ChatRequest:
+    """One judge call: the Table 7 prompt with `first` shown as A, the judge's sampling (a
+    greedy judge retries at `retry_temperature`) and, if constrained, the verdict grammar."""
+    grammar = None
+    if judge.constrained_verdicts:
+        explanation = max(1, min(1000, judge.max_new_tokens - 8))
+        grammar = {"type": "regex", "value": verdict_regex(explanation)}
+    temperature = judge.temperature
+    if attempt > 0 and temperature == 0:
+        temperature = judge.retry_temperature  # a greedy judge would repeat itself
+    params = SamplingParams(max_new_tokens=judge.max_new_tokens, temperature=temperature,
+                            seed=seed, grammar=grammar)
+    return ChatRequest.user(judge_name, render_judge_prompt(instruction, first, second), params)
+
+
 def eligible_judges(config: ArenaConfig, attacker: str, defender: str) -> list[str]:
     """The judges of one battle: allowed experts that are neither of its competitors."""
     allowed = config.judge.judges or config.expert_names
@@ -204,24 +220,15 @@ def build(phase_input: PhaseInput) -> PhaseOutput:
     columns = battles.select_columns([*REQUIRED_COLUMNS, *flags]).to_dict()
     for flag in ("truncated_attacker", "truncated_defender"):
         columns.setdefault(flag, [False] * len(battles))
-    grammar = None
-    if judge.constrained_verdicts:
-        explanation = max(1, min(1000, judge.max_new_tokens - 8))
-        grammar = {"type": "regex", "value": verdict_regex(explanation)}
 
     def request(vote: Vote, attempt: int) -> ChatRequest:
         i = vote.battle
         answers = (columns["response_attacker"][i], columns["response_defender"][i])
         if vote.order == DEFENDER_FIRST:
             answers = answers[::-1]
-        prompt = render_judge_prompt(columns["instruction"][i], *answers)
         seed = vote_seed(judge, columns["battle_id"][i], vote.judge, vote.order, attempt)
-        temperature = judge.temperature
-        if attempt > 0 and temperature == 0:
-            temperature = judge.retry_temperature  # a greedy judge would repeat itself
-        params = SamplingParams(max_new_tokens=judge.max_new_tokens, temperature=temperature,
-                                seed=seed, grammar=grammar)
-        return ChatRequest.user(vote.judge, prompt, params)
+        return vote_request(judge, vote.judge, columns["instruction"][i], *answers, seed=seed,
+                            attempt=attempt)
 
     def ask(votes: list[Vote], desc: str) -> list[Parsed[Verdict]]:
         outcomes: list[Parsed[Verdict]] = []

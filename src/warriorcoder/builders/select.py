@@ -300,7 +300,11 @@ def _selection_section(rows: list[dict[str, Any]], ratings: Ratings, alpha: floa
 
 
 def _experts_from_parent(phase_input: PhaseInput) -> list[dict[str, Any]]:
-    """Expert identities as the judges recorded them (select makes no LLM call)."""
+    """Expert identities as the votes card recorded them, with where each revision came from
+    (select makes no LLM call), else as the votes rows name the judges."""
+    recorded = (phase_input.parent_card or {}).get("experts")
+    if isinstance(recorded, list) and recorded:
+        return [dict(record) for record in recorded]
     votes = phase_input.parent_rows
     if "judge_model_id" not in votes.column_names:
         return []

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import datasets
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from warriorcoder.evaluation.report import STATUS_MEANING, EvalReport
+from warriorcoder.evaluation.report import EvalReport
 
 if TYPE_CHECKING:
     from warriorcoder.config import ArenaConfig
@@ -106,7 +106,6 @@ def render_card(report: EvalReport, ref: VersionRef, license: str = "apache-2.0"
         load = f'load_dataset("<path to>/{ref.repo_id}/{ref.version}", split="train")'
     else:
         load = f'load_dataset("{ref.repo_id}", revision="{ref.version}", split="train")'
-    decoding = ", ".join(f"{k}: {v}" for k, v in report.decoding.items())
     lines = [
         "---",
         data.to_yaml(),
@@ -120,22 +119,9 @@ def render_card(report: EvalReport, ref: VersionRef, license: str = "apache-2.0"
         "",
         "## Summary",
         "",
-        report.summary_table(),
-        "",
-        "| | |",
-        "|---|---|",
-        f"| model | `{_public(report.model_id)}` |",
-        f"| revision | `{report.model_revision or 'unknown'}` |",
-        f"| prompt mode | {report.prompt_mode} |",
-        f"| decoding | {decoding} |",
-        f"| isolation | {report.isolation} |",
-    ]
-    lines += [f"| problems: {k} | {_public(v)} |" for k, v in report.sources.items()]
-    lines += ["", "## Outcomes", "", "| status | samples | meaning |", "|---|---:|---|"]
-    lines += [f"| {s} | {n} | {STATUS_MEANING[s]} |" for s, n in report.counts().items()]
-    if report.notes:
         # the notes without their download hints (a card names no URL)
-        lines += ["", "## Notes", ""] + [f"- {_public(n.split(' (')[0])}" for n in report.notes]
+        *report.overview(clean=_public, note=lambda text: text.split(" (")[0]),
+    ]
     lines += [
         "",
         "## Columns",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -170,26 +171,33 @@ class EvalReport:
                 handle.write(json.dumps(asdict(row), ensure_ascii=False) + "\n")
         (out_dir / REPORT_FILE).write_text(self.markdown(), encoding="utf-8")
 
-    def markdown(self) -> str:
-        """The report: scores, outcome counts, settings and the samples that did not pass."""
+    def overview(self, clean: Callable[[str], str] = lambda text: text,
+                 note: Callable[[str], str] = lambda text: text) -> list[str]:
+        """Markdown lines of the scores, how they were made and the outcome counts, shared by
+        the report and the `evals` card; `clean` filters the free text (model id, sources,
+        notes: a card redacts URLs and paths), `note` shortens each note."""
+        decoding = ", ".join(f"{k}: {v}" for k, v in self.decoding.items())
         lines = [
-            f"# Evaluation of {_cell(self.target)}",
-            "",
             self.summary_table(),
             "",
             "| | |",
             "|---|---|",
-            f"| model | `{self.model_id}` |",
+            f"| model | `{clean(self.model_id)}` |",
             f"| revision | `{self.model_revision or 'unknown'}` |",
             f"| prompt mode | {self.prompt_mode} |",
-            f"| decoding | {_cell(_describe(self.decoding))} |",
+            f"| decoding | {_cell(decoding)} |",
             f"| isolation | {_cell(self.isolation)} |",
         ]
-        lines += [f"| problems: {k} | {_cell(v)} |" for k, v in self.sources.items()]
+        lines += [f"| problems: {k} | {_cell(clean(v))} |" for k, v in self.sources.items()]
         lines += ["", "## Outcomes", "", "| status | samples | meaning |", "|---|---:|---|"]
         lines += [f"| {s} | {n} | {STATUS_MEANING[s]} |" for s, n in self.counts().items()]
         if self.notes:
-            lines += ["", "## Notes", ""] + [f"- {_cell(note)}" for note in self.notes]
+            lines += ["", "## Notes", ""] + [f"- {_cell(clean(note(n)))}" for n in self.notes]
+        return lines
+
+    def markdown(self) -> str:
+        """The report: scores, outcome counts, settings and the samples that did not pass."""
+        lines = [f"# Evaluation of {_cell(self.target)}", "", *self.overview()]
         lines += ["", "## Settings", "", "| setting | value |", "|---|---|"]
         lines += [f"| {k} | {_cell(str(v))} |" for k, v in self.settings.items()]
         failed = [row for row in self.rows if row.status != "passed"]

@@ -18,6 +18,7 @@ import json
 import logging
 import shutil
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,10 @@ from warriorcoder.generation.types import (
 logger = logging.getLogger(__name__)
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
+
+_SHARED_MODELS: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+"""Loaded models by the weights they were loaded from: experts of the same weights (seeded
+apart, as the embedded default's two Qwen experts) share one copy in memory while any is used."""
 
 _LOAD_LOCK = threading.RLock()
 """One lock for every local model's loading: `from_pretrained` switches process-wide state
@@ -151,9 +156,14 @@ class LocalModel:
         return AutoTokenizer.from_pretrained(str(self.expert.local))
 
     def model(self) -> Any:
+        """The loaded model, shared with every other expert of the same weights."""
         with self._lock:
             if self._model is None:
-                self._model = self._load_model()
+                source = self.copy_dir if self.expert.gguf_file else Path(self.expert.local)
+                key = str(source.resolve())
+                self._model = _SHARED_MODELS.get(key)
+                if self._model is None:
+                    self._model = _SHARED_MODELS[key] = self._load_model()
             return self._model
 
     def _load_model(self) -> Any:
