@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.support.tgi_server import FakeModel, TGITestServer
+from warriorcoder.builders.ratings import judges_section
 from warriorcoder.cli import main
 from warriorcoder.config import ArenaConfig
 from warriorcoder.evaluation.benchmarks import load_human_eval
@@ -128,3 +129,19 @@ def test_the_command_prints_the_table_and_writes_every_vote(tmp_path):
         bad = CliRunner().invoke(main, ["check-judges", "-c", str(tmp_path / "arena.yaml"),
                                         "--judges", "nobody"])
         assert bad.exit_code == 1 and "Error: --judges: ['nobody']" in bad.output
+
+
+def test_the_votes_card_names_judges_that_mostly_answer_tie():
+    votes = {"judge": [], "battle_id": [], "order": [], "verdict": [], "winner": [],
+             "attempts": []}
+    for i in range(10):  # `blind` ties 9 of 10 valid votes, `sharp` decides all 10
+        for judge, verdict, winner in (("blind", "Tie" if i else "A", "tie" if i else "attacker"),
+                                       ("sharp", "A", "attacker"), ("mute", None, "invalid")):
+            for key, value in (("judge", judge), ("battle_id", f"b{i}"),
+                               ("order", "attacker_first"), ("verdict", verdict),
+                               ("winner", winner), ("attempts", 1)):
+                votes[key].append(value)
+    text = judges_section(votes, [], both_orders=False).markdown
+    assert "`blind` answered Tie in 80% or more of their valid votes" in text
+    assert "`sharp`" not in text and "`mute`" not in text
+    assert "`warriorcoder check-judges` measures" in text

@@ -554,9 +554,25 @@ def judges_section(votes: Mapping[str, Sequence[Any]], tallies: Sequence[BattleT
         f"vote a rating): **{kappa:.3f}**" + (" (undefined)" if math.isnan(kappa) else "")
         + f".\n\nInvalid verdicts (no parsable verdict after every attempt): {invalid} of "
         f"{len(votes['winner'])} votes. Battles with no valid vote at all: {unjudged} of "
-        f"{len(tallies)}; they are left out of the ratings."
+        f"{len(tallies)}; they are left out of the ratings." + _tie_text(counts)
     )
     return CardSection("Judges", text)
+
+
+TIE_HEAVY = 0.8
+"""A judge whose valid votes are at least this share of ties is named on the card."""
+
+
+def _tie_text(counts: Mapping[str, Counter[str]]) -> str:
+    """Names the judges that mostly answer Tie, and how to check whether a judge can judge."""
+    heavy = [judge for judge, c in sorted(counts.items())
+             if (valid := c["votes"] - c["invalid"]) and c["tie"] >= TIE_HEAVY * valid]
+    text = ""
+    if heavy:
+        text = (f" {', '.join(f'`{j}`' for j in heavy)} answered Tie in {TIE_HEAVY:.0%} or more "
+                "of their valid votes, as a judge that cannot tell the answers apart does.")
+    return (text + " Whether a judge can tell a right answer from a wrong one at all is what "
+            "`warriorcoder check-judges` measures, on HumanEval pairs of known outcome.")
 
 
 def _bias_text(count: VoteCount | None) -> str:
