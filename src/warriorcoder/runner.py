@@ -141,18 +141,21 @@ def plan_phase(phase: str | Phase, config: ArenaConfig, parent_rows: datasets.Da
     return declared.plan(config, parent_rows, rows_in)
 
 
+def _lineage_or_none(store: HubStore, ref: VersionRef | None) -> dict[str, Any] | None:
+    """The `warriorcoder` metadata of a version's card (None: no version, or not our card)."""
+    if ref is None:
+        return None
+    try:
+        return card_lineage(store.read_card(ref.dataset, ref.version))
+    except (ValueError, OSError, LookupError, HubError):
+        return None
+
+
 def measured_seconds_per_call(store: HubStore, phase: str) -> float | None:
     """Seconds per LLM call the latest version of `phase` took to build, from its card's
     recorded cost (None when unknown: no version, no calls sent, an unreadable card)."""
-    declared = get_phase(phase)
-    latest = store.latest(declared.dataset)
-    if latest is None:
-        return None
-    try:
-        actual = card_lineage(store.read_card(declared.dataset, latest.version)).get(
-            "cost", {}).get("actual") or {}
-    except (ValueError, OSError, HubError):
-        return None
+    lineage = _lineage_or_none(store, store.latest(get_phase(phase).dataset)) or {}
+    actual = lineage.get("cost", {}).get("actual") or {}
     calls, seconds = actual.get("calls") or 0, actual.get("seconds")
     return seconds / calls if calls and seconds else None
 
@@ -166,16 +169,6 @@ def plan_pipeline(config: ArenaConfig, until: str = PHASES[-1]) -> list[tuple[st
         plans.append((name, plan))
         rows_in = plan.rows_out
     return plans
-
-
-def _lineage_or_none(store: HubStore, ref: VersionRef | None) -> dict[str, Any] | None:
-    """The `warriorcoder` metadata of a version's card (None: no version, or not our card)."""
-    if ref is None:
-        return None
-    try:
-        return card_lineage(store.read_card(ref.dataset, ref.version))
-    except (ValueError, OSError, LookupError, HubError):
-        return None
 
 
 def run_phase(

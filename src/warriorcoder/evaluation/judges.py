@@ -281,8 +281,8 @@ def build_pairs(count: int, kinds: Sequence[PairKind], seed: int = 0,
                 assert failing is not None
                 wrong, change = failing
             else:
-                other = chosen[(position + 1) % len(chosen)][0]
-                wrong, change = right_program(other), f"{other.task_id}'s solution"
+                other, other_right, _ = chosen[(position + 1) % len(chosen)]
+                wrong, change = other_right, f"{other.task_id}'s solution"
             pairs.append(KnownPair(problem.task_id, kind, instruction(problem), _fenced(right),
                                    _fenced(wrong), change))
     return pairs, skipped

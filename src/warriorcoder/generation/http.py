@@ -27,6 +27,7 @@ import aiohttp
 from warriorcoder.config import ExpertConfig, GenerationConfig
 from warriorcoder.errors import ConfigError, EndpointDownError, ModelLoadError
 from warriorcoder.generation.backend import Call, Sink
+from warriorcoder.generation.guided import check_grammar
 from warriorcoder.generation.journal import Journal
 from warriorcoder.generation.templates import load_tokenizer
 from warriorcoder.generation.types import ExpertInfo, GenerationResult, Request
@@ -269,7 +270,9 @@ class HTTPBackend:
         raise NotImplementedError
 
     def check(self, request: Request) -> None:
-        """Raise `UnsupportedFeatureError` for a request this server cannot serve."""
+        """Raise `UnsupportedFeatureError` for a request this server cannot serve (a grammar
+        its `guided_decoding` cannot carry)."""
+        check_grammar(self.expert, request.params.grammar)
 
     # -- the protocol --------------------------------------------------------------------------
 

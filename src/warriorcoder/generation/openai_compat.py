@@ -27,7 +27,7 @@ import aiohttp
 
 from warriorcoder.config import ExpertConfig, GenerationConfig
 from warriorcoder.errors import ConfigError
-from warriorcoder.generation.guided import check_grammar, guided_fields
+from warriorcoder.generation.guided import guided_fields
 from warriorcoder.generation.http import (
     CallError,
     Endpoint,
@@ -43,6 +43,7 @@ from warriorcoder.generation.types import (
     ExpertInfo,
     GenerationResult,
     Request,
+    revision_from,
 )
 
 DEFAULT_CONCURRENCY = 16
@@ -89,13 +90,13 @@ class OpenAIBackend(HTTPBackend):
     def info_from(self, payload: dict[str, Any]) -> ExpertInfo:
         served, card = self._card(payload)
         self.served_model = served
-        reported = str(card.get("revision") or card.get("model_sha") or "")
-        revision = reported or self.expert.revision or ""
+        revision, source = revision_from(str(card.get("revision") or card.get("model_sha") or ""),
+                                         self.expert.revision)
         return ExpertInfo(
             name=self.name,
             model_id=self.expert.model_id,
             model_revision=revision,
-            revision_source="server" if reported else "config" if revision else "unknown",
+            revision_source=source,
             max_stop_sequences=MAX_STOP_SENT,
             max_concurrent_requests=self.expert.max_concurrency or DEFAULT_CONCURRENCY,
             max_input_tokens=None,
@@ -105,9 +106,6 @@ class OpenAIBackend(HTTPBackend):
     def identity(self, payload: dict[str, Any]) -> tuple[Any, ...]:
         info = self.info_from(payload)
         return (self.served_model, info.model_revision)
-
-    def check(self, request: Request) -> None:
-        check_grammar(self.expert, request.params.grammar)
 
     def body(self, request: Request) -> dict[str, Any]:
         """The JSON body of one request (`/v1/completions` or `/v1/chat/completions`)."""

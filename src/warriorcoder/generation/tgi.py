@@ -20,8 +20,6 @@ from typing import Any
 
 import aiohttp
 
-from warriorcoder.config import ExpertConfig, GenerationConfig
-from warriorcoder.generation.guided import check_grammar
 from warriorcoder.generation.http import (
     CallError,
     Endpoint,
@@ -29,7 +27,6 @@ from warriorcoder.generation.http import (
     cut_at_stops,
     http_json,
 )
-from warriorcoder.generation.journal import Journal
 from warriorcoder.generation.types import (
     ChatRequest,
     CompletionRequest,
@@ -37,18 +34,19 @@ from warriorcoder.generation.types import (
     FinishReason,
     GenerationResult,
     Request,
+    revision_from,
 )
 
 
 def expert_info(name: str, info: dict[str, Any], max_concurrency: int | None,
                 revision: str | None = None) -> ExpertInfo:
     """`ExpertInfo` from a TGI `/info` payload (`model_sha` is the revision, else `revision`)."""
-    sha = str(info.get("model_sha") or "")
+    model_revision, source = revision_from(str(info.get("model_sha") or ""), revision)
     return ExpertInfo(
         name=name,
         model_id=str(info["model_id"]),
-        model_revision=sha or revision or "",
-        revision_source="server" if sha else "config" if revision else "unknown",
+        model_revision=model_revision,
+        revision_source=source,
         max_stop_sequences=int(info.get("max_stop_sequences") or 4),
         max_concurrent_requests=int(max_concurrency or info.get("max_concurrent_requests") or 128),
         max_input_tokens=info.get("max_input_tokens") or info.get("max_input_length"),
@@ -135,9 +133,6 @@ class TGIBackend(HTTPBackend):
 
     kind = "tgi"
 
-    def __init__(self, expert: ExpertConfig, generation: GenerationConfig, journal: Journal):
-        super().__init__(expert, generation, journal)
-
     async def fetch_identity(self, session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
         info = await http_json(session, "GET", f"{url}/info", self.headers, self.timeout)
         if not isinstance(info, dict) or "model_id" not in info:
@@ -149,9 +144,6 @@ class TGIBackend(HTTPBackend):
 
     def identity(self, payload: dict[str, Any]) -> tuple[Any, ...]:
         return (payload["model_id"], payload.get("model_sha"))
-
-    def check(self, request: Request) -> None:
-        check_grammar(self.expert, request.params.grammar)
 
     async def attempt(
         self, session: aiohttp.ClientSession, endpoint: Endpoint, request: Request

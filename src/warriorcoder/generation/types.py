@@ -12,6 +12,15 @@ OpenAI-compatible server's model card), the config (`revision:`), a hash of the 
 or nowhere (the revision is then empty)."""
 
 
+def revision_from(reported: str, configured: str | None) -> tuple[str, RevisionSource]:
+    """The revision a server reports, else the config's `revision:`, and which one it is."""
+    if reported:
+        return reported, "server"
+    if configured:
+        return configured, "config"
+    return "", "unknown"
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     """Sampling parameters of one call. `top_p` 1.0 means "not set" (TGI rejects 1.0)."""
