@@ -32,7 +32,7 @@ from tests.support.llama_server import (
 )
 from tests.support.openai_server import OpenAITestServer
 from tests.support.sim_instructions import CHATML_TEMPLATE
-from tests.support.tgi_server import FakeModel, TGITestServer, default_responder
+from tests.support.tgi_server import FakeModel, TGITestServer, arena_responder
 from warriorcoder.config import ArenaConfig, ExpertConfig, GenerationConfig
 from warriorcoder.generation import CompletionRequest, ExpertPool, SamplingParams
 from warriorcoder.generation.journal import Journal
@@ -113,16 +113,6 @@ def test_stops_and_score_grammar_on_the_real_server(llama, proxy, tmp_path: Path
     assert pool.info("smol").revision_source == "config"
 
 
-def _responder(kind: str, payload: dict[str, Any], model: str) -> str:
-    """The simulated experts: scores for difficulty prompts, verdicts for judge prompts."""
-    content = "\n".join(str(m.get("content", "")) for m in payload.get("messages") or [])
-    if "[[A]]" in content:
-        return "The first answer is complete.\n[[A]]"
-    if "Score" in content or "difficulty" in content.lower():
-        return "A clear task with constraints.\nScore: 7"
-    return default_responder(kind, payload, model)
-
-
 def _config(root: Path, proxy: RecordingProxy, model: Path, tgi: str, oai: str) -> ArenaConfig:
     config = ArenaConfig.model_validate({
         "hub": {"root": str(root / "hub"), "namespace": "real"},
@@ -166,8 +156,8 @@ def test_mine_to_select_on_three_kinds_of_server_with_a_killed_judge(
     llama, proxy, tmp_path: Path
 ) -> None:
     _, model = llama
-    fakes = {"tgi_sim": FakeModel("sim/tgi", responder=_responder),
-             "oai_sim": FakeModel("sim/oai", responder=_responder)}
+    fakes = {"tgi_sim": FakeModel("sim/tgi", responder=arena_responder),
+             "oai_sim": FakeModel("sim/oai", responder=arena_responder)}
     with (TGITestServer({"tgi_sim": fakes["tgi_sim"]}) as tgi,
           OpenAITestServer({"oai_sim": fakes["oai_sim"]}, flavor="vllm") as oai):
         config = _config(tmp_path, proxy, model, tgi.url("tgi_sim"), oai.url("oai_sim"))

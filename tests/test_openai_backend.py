@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.support.openai_server import OpenAITestServer
-from tests.support.tgi_server import FakeModel, Faults, TGITestServer
+from tests.support.tgi_server import FakeModel, Faults, TGITestServer, arena_responder
 from warriorcoder.config import ExpertConfig, GenerationConfig
 from warriorcoder.errors import (
     ConfigError,
@@ -228,22 +228,10 @@ def test_a_constraint_a_server_cannot_take_fails_before_any_call(tmp_path: Path)
         assert server.stats.total_served == 0, "nothing was sent"
 
 
-def _responder(kind: str, payload: dict[str, Any], model: str) -> str:
-    """Mining: an instruction; difficulty prompts: a score; judge prompts: a verdict."""
-    from tests.support.tgi_server import default_responder
-
-    content = "\n".join(str(m.get("content", "")) for m in payload.get("messages") or [])
-    if "[[A]]" in content:
-        return "The first answer is complete.\n[[A]]"
-    if "Score" in content or "difficulty" in content.lower():
-        return "A clear task with constraints.\nScore: 7"
-    return default_responder(kind, payload, model)
-
-
 def test_one_pool_with_experts_on_tgi_and_openai_servers_runs_to_select(tmp_path: Path) -> None:
     from tests.support.sim_instructions import sim_config
 
-    models = {name: FakeModel(f"sim/{name}", responder=_responder)
+    models = {name: FakeModel(f"sim/{name}", responder=arena_responder)
               for name in ("t1", "t2", "o1", "o2")}
     with (TGITestServer({k: models[k] for k in ("t1", "t2")}) as tgi,
           OpenAITestServer({k: models[k] for k in ("o1", "o2")}, flavor="vllm") as oai):

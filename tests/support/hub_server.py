@@ -20,7 +20,6 @@ Uploads use the LFS protocol, not Xet: `hub_clients_at` and `client_env` turn Xe
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import contextlib
 import hashlib
@@ -37,6 +36,8 @@ from urllib.parse import unquote
 
 import yaml
 from aiohttp import web
+
+from tests.support.threaded import LoopThread
 
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 URL_PREFIXES = {"model": "", "dataset": "datasets/", "space": "spaces/"}
@@ -601,9 +602,7 @@ class HubServer:
     def __init__(self, token: str | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
         self._hub = HubApp(token)
         self._host, self._port = host, port
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = LoopThread("hub-test-server")
         self.url = ""
 
     @property
@@ -631,35 +630,18 @@ class HubServer:
         sock = socket.create_server((self._host, self._port))
         self.url = f"http://{self._host}:{sock.getsockname()[1]}"
         self._hub.base_url = self.url
-        self._loop = asyncio.new_event_loop()
-        started = threading.Event()
 
-        async def serve() -> None:
-            self._runner = web.AppRunner(self._hub.app, access_log=None)
-            await self._runner.setup()
-            await web.SockSite(self._runner, sock).start()
-            started.set()
+        async def setup() -> Any:
+            runner = web.AppRunner(self._hub.app, access_log=None)
+            await runner.setup()
+            await web.SockSite(runner, sock).start()
+            return runner.cleanup
 
-        def run() -> None:
-            assert self._loop is not None
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(serve())
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="hub-test-server", daemon=True)
-        self._thread.start()
-        if not started.wait(timeout=30):
-            raise RuntimeError("the test Hub server did not start within 30 s")
+        self._serving.start(setup)
         return self
 
     def stop(self) -> None:
-        if self._loop is None or self._runner is None or self._thread is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=30)
-        self._loop.close()
-        self._loop = self._runner = self._thread = None
+        self._serving.stop()
 
     def __enter__(self) -> HubServer:
         return self.start()

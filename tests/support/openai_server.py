@@ -20,6 +20,7 @@ Faults, latency, down models and the counters are `tgi_server`'s.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -33,6 +34,7 @@ from tests.support.tgi_server import (
     TGITestServer,
     _App,
     _finish,
+    _for_model,
     _ValidationError,
     count_tokens,
     input_key,
@@ -85,12 +87,7 @@ class _OpenAIApp(_App):
         return app
 
     def _routes(self, app: web.Application, prefix: str, name: str) -> None:
-        def bind(handler: Callable[..., Any]) -> Callable[[web.Request], Any]:
-            async def route(request: web.Request) -> web.StreamResponse:
-                return await handler(request, name)
-
-            return route
-
+        bind = functools.partial(_for_model, name=name)
         app.router.add_get(f"{prefix}/v1/models", bind(self._models))
         app.router.add_post(f"{prefix}/v1/completions", bind(self._completions))
         app.router.add_post(f"{prefix}/v1/chat/completions", bind(self._chats))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import hashlib
 import importlib
 import json
@@ -31,7 +32,6 @@ import random
 import re
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections import Counter
@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+from tests.support.threaded import LoopThread
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 """The repository root, put on PYTHONPATH of spawned servers (`tests.support` is not installed)."""
@@ -120,6 +122,17 @@ def default_responder(kind: str, payload: dict[str, Any], model_name: str) -> st
         tail = stop[0] if stop else ""
         return f"Write a Python function about {words} ({digest[:8]}).{tail}"
     return f"Answer {digest[:8]} from {model_name}: {words}."
+
+
+def arena_responder(kind: str, payload: dict[str, Any], model_name: str) -> str:
+    """`default_responder`, except that difficulty prompts get a score and judge prompts a
+    verdict: enough for mine -> select to run on any server that serves it."""
+    content = "\n".join(str(m.get("content", "")) for m in payload.get("messages") or [])
+    if "[[A]]" in content:
+        return "The first answer is complete.\n[[A]]"
+    if "Score" in content or "difficulty" in content.lower():
+        return "A clear task with constraints.\nScore: 7"
+    return default_responder(kind, payload, model_name)
 
 
 @dataclass
@@ -275,6 +288,14 @@ def _finish(text: str, max_new_tokens: int, stop: list[str]) -> tuple[str, str, 
     return text, "eos_token", max(len(ends), 1)
 
 
+def _for_model(handler: Callable[..., Any], name: str) -> Callable[[web.Request], Any]:
+    """An aiohttp handler that calls `handler(request, name)`: one route per served model."""
+    async def route(request: web.Request) -> web.StreamResponse:
+        return await handler(request, name)
+
+    return route
+
+
 class _App:
     """The aiohttp application: routes, validation, faults and counters."""
 
@@ -307,12 +328,7 @@ class _App:
         return app
 
     def _routes(self, app: web.Application, prefix: str, name: str) -> None:
-        def bind(handler: Callable[..., Any]) -> Callable[[web.Request], Any]:
-            async def route(request: web.Request) -> web.StreamResponse:
-                return await handler(request, name)
-
-            return route
-
+        bind = functools.partial(_for_model, name=name)
         app.router.add_get(f"{prefix}/info", bind(self._info))
         app.router.add_get(f"{prefix}/health", bind(self._health))
         app.router.add_post(f"{prefix}/generate", bind(self._generate))
@@ -520,9 +536,7 @@ class TGITestServer:
         )
         self.host = host
         self.port = port
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
+        self._serving = LoopThread("tgi-test-server")
 
     def make_app(
         self, models: Mapping[str, FakeModel], latency_s: float, faults: Faults
@@ -560,41 +574,19 @@ class TGITestServer:
         self._app.stats = ServerStats()
 
     def start(self) -> TGITestServer:
-        ready = threading.Event()
-        errors: list[BaseException] = []
+        async def setup() -> Any:
+            runner = web.AppRunner(self._app.build(), access_log=None, handler_cancellation=True)
+            await runner.setup()
+            site = web.TCPSite(runner, self.host, self.port, backlog=1024)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            return runner.cleanup
 
-        def serve() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                self._runner = web.AppRunner(
-                    self._app.build(), access_log=None, handler_cancellation=True
-                )
-                loop.run_until_complete(self._runner.setup())
-                site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
-                loop.run_until_complete(site.start())
-                self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            except BaseException as error:  # reported to the starting thread
-                errors.append(error)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self._runner.cleanup())
-            loop.close()
-
-        self._thread = threading.Thread(target=serve, name="tgi-test-server", daemon=True)
-        self._thread.start()
-        ready.wait(30)
-        if errors:
-            raise errors[0]
+        self._serving.start(setup)
         return self
 
     def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(30)
-            self._loop = None
+        self._serving.stop()
 
     def __enter__(self) -> TGITestServer:
         return self.start()
