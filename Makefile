@@ -29,6 +29,8 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
+	# The layers and the no-cycle rule: [tool.importlinter] in pyproject.toml.
+	$(VENV)/bin/lint-imports
 
 # The whole job on the embedded default: mine -> ... -> sft_final, SFT on it, HumanEval on 10
 # problems published as `evals`. Run again, it reuses every version (no call, nothing published).

@@ -1,10 +1,11 @@
-"""SFT throughput under DeepSpeed ZeRO-3 on one GPU: tokens/s and model FLOPs utilisation.
+"""SFT throughput under DeepSpeed ZeRO-2 or ZeRO-3 on one GPU: tokens/s and model FLOPs utilisation.
 
 The model is built from DeepSeek-Coder's config (written below; nothing is downloaded) with
 random weights, and trained through the same stack as `warriorcoder train` (TrainingArguments
 from `TrainConfig`, the shipped ZeRO config, the HF Trainer) on full-length random sequences.
 
     python benchmarks/train_throughput.py                       # 1.3B stand-in, ZeRO-3, bf16
+    python benchmarks/train_throughput.py --zero 2              # the same under ZeRO-2
     python benchmarks/train_throughput.py --model 6.7b          # on an 80 GB GPU add --offload
     python benchmarks/train_throughput.py --model tiny          # CPU smoke run of the code path
 
@@ -82,12 +83,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--accumulation", type=int, default=1)
     parser.add_argument("--steps", type=int, default=8, help="optimizer steps, warm-up included")
     parser.add_argument("--warmup", type=int, default=3, help="steps left out of the timing")
+    parser.add_argument("--zero", type=int, choices=(2, 3), default=3, help="ZeRO stage")
     parser.add_argument("--offload", action="store_true", help="ZeRO-3 with CPU offload")
     parser.add_argument("--no-gradient-checkpointing", action="store_true")
     parser.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak")
     args = parser.parse_args()
     if args.steps <= args.warmup:
         parser.error("--steps must be larger than --warmup")
+    if args.offload and args.zero != 3:
+        parser.error("--offload needs --zero 3 (the shipped offload config)")
     return args
 
 
@@ -97,7 +101,8 @@ def describe(args: argparse.Namespace) -> None:
     tokens = args.micro_batch * args.accumulation * args.seq_len
     rows = {
         "model": f"deepseek-coder-{args.model} shape, random weights, {total / 1e9:.2f}B params",
-        "ZeRO": f"{'zero3_offload' if args.offload else 'zero3'} (shipped config), 1 process",
+        "ZeRO": f"{'zero3_offload' if args.offload else f'zero{args.zero}'} (shipped config), "
+        "1 process",
         "batch": f"{args.micro_batch} x {args.accumulation} accumulation x {args.seq_len} tokens"
         f" = {tokens} tokens/step",
         "FLOPs per token": f"{flops_per_token(shape, args.seq_len) / 1e9:.2f} GFLOP",
@@ -157,7 +162,7 @@ def run(args: argparse.Namespace) -> None:
             max_steps=args.steps,
             warmup_ratio=0.0,
             max_length=args.seq_len,
-            zero_stage=3,
+            zero_stage=args.zero,
             offload=args.offload,
             bf16="auto",
             gradient_checkpointing=not args.no_gradient_checkpointing,
@@ -187,14 +192,16 @@ def run(args: argparse.Namespace) -> None:
     achieved = tokens_s * flops_per_token(shape, args.seq_len)
     memory = torch.cuda.max_memory_allocated() / 2**30 if on_gpu else float("nan")
     mfu = f"{achieved / peak:.1%}" if peak else "n/a (give --peak-tflops)"
-    zero = "3+offload" if args.offload else "3"
+    zero = "3+offload" if args.offload else str(args.zero)
     tokens = args.micro_batch * args.accumulation * args.seq_len
-    cells = [device, args.model, zero, tokens, f"{step_s:.3f}", f"{tokens_s:,.0f}",
+    precision = "bf16" if dtype == torch.bfloat16 else "fp32"
+    cells = [device, args.model, zero, precision, tokens, f"{step_s:.3f}", f"{tokens_s:,.0f}",
              f"{achieved / 1e12:.1f}", mfu, f"{memory:.1f}"]  # fmt: skip
     print(
-        "\n| device | model | ZeRO | tokens/step | step s | tokens/s | TFLOP/s | MFU | peak GiB |"
+        "\n| device | model | ZeRO | dtype | tokens/step | step s | tokens/s | TFLOP/s | MFU "
+        "| peak GiB |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     print("| " + " | ".join(str(cell) for cell in cells) + " |")
 
 

@@ -6,6 +6,7 @@ import datasets
 import pytest
 from huggingface_hub import DatasetCard
 
+from warriorcoder.builders import REGISTRY
 from warriorcoder.config import parse_config
 from warriorcoder.dataset_cards import (
     CardContent,
@@ -17,7 +18,6 @@ from warriorcoder.dataset_cards import (
     render_png,
 )
 from warriorcoder.dataset_cards.card import size_category
-from warriorcoder.phases import REGISTRY
 
 CONFIG = """\
 hub: {namespace: my-org, prefix: wc}
@@ -140,7 +140,9 @@ def test_cards_published_from_two_folders_are_equal_apart_from_times(tmp_path, m
     assert lineage["hub"]["root"] == "data/hub"
     assert lineage["generation"]["journal"] == "state/journal.sqlite"
     assert lineage["experts"][1]["local"] == "models/b"
-    assert "load_dataset('data/hub/team/wc-mined_raw/v1', split='train')" in first
+    # relative to the folder that holds the hub's root folder, where the card says to run it
+    assert ("# a local version: run this from the folder that holds `hub/`\n"
+            "ds = load_dataset('hub/team/wc-mined_raw/v1', split='train')") in first
 
 
 def test_card_without_lineage_is_rejected():
@@ -156,3 +158,88 @@ def test_size_categories(rows, label):
 
 def test_png_is_a_png():
     assert render_png(lambda ax: ax.plot([0, 1], [1, 0])).startswith(b"\x89PNG")
+
+
+def _publish_model_and_evals_from(folder) -> dict[str, bytes]:
+    """Train nothing, but save, card and publish a checkpoint as training does (the Trainer's
+    own `save_model`, so `training_args.bin` holds this folder's absolute `output_dir`), and
+    score and publish evals: every published file of `model` v1 and `evals` v1."""
+    from pathlib import Path
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
+
+    from tests.support.tiny_models import build_tiny_llama
+    from warriorcoder.config import load_config
+    from warriorcoder.evaluation import Settings, evaluate
+    from warriorcoder.hub import HubStore
+    from warriorcoder.training.checkpoint import (
+        portable_base_model,
+        publish_result,
+        training_fingerprint,
+        write_card_and_result,
+    )
+    from warriorcoder.training.dataset import load_sft_dataset
+    from warriorcoder.training.result import TrainResult
+
+    config = load_config(folder / "arena.yaml")
+    store = HubStore.from_config(config.hub)
+    rows = datasets.Dataset.from_dict({"instruction": ["x"], "response": ["y"]})
+    store.publish("sft_final", rows, lambda ref: f"# sft_final {ref.version}\n")
+    _, source = load_sft_dataset(config, None)
+    base = build_tiny_llama(folder / "models" / "base")
+    final = Path(config.train.output_dir) / "final"
+    trainer = Trainer(model=AutoModelForCausalLM.from_pretrained(base),
+                      args=TrainingArguments(output_dir=str(config.train.output_dir),
+                                             report_to=[]),
+                      processing_class=AutoTokenizer.from_pretrained(base))
+    trainer.save_model(str(final))
+    result = TrainResult(
+        checkpoint_dir=final, base_model=portable_base_model(config), dataset=source,
+        rows_in=1, rows_used=1, rows_dropped_too_long=0, global_step=1, final_loss=0.5,
+        train_loss=0.5, loss_history=[(1, 0.5)], hyperparameters={"learning_rate": 1e-05},
+        fingerprint=training_fingerprint(config, source),
+    )
+    write_card_and_result(config, result, "<instruction>")
+    publish_result(result, config)
+    fixtures = Path(__file__).parent / "fixtures" / "evalplus"
+    evaluate(config, None, samples=fixtures / "samples-humaneval.jsonl",
+             humaneval_plus=str(fixtures / "HumanEvalPlus-Mini4.jsonl.gz"),
+             settings=Settings(workers=2), publish=True)
+    published = {}
+    for name in ("model", "evals"):
+        root = Path(store.get(name, "v1").location)
+        published |= {f"{name}/{p.relative_to(root).as_posix()}": p.read_bytes()
+                      for p in sorted(root.rglob("*")) if p.is_file()}
+    return published
+
+
+def test_model_and_evals_published_from_two_folders_name_no_local_path(tmp_path):
+    import re
+
+    files = []
+    for where in (tmp_path / "alice" / "project", tmp_path / "bob" / "elsewhere" / "arena"):
+        where.mkdir(parents=True)
+        (where / "arena.yaml").write_text(PORTABLE_ARENA.replace(
+            "train: {output_dir: out/ckpt}", "train: {output_dir: out/ckpt, base_model: "
+            "models/base}"))
+        files.append(_publish_model_and_evals_from(where))
+    first, second = files
+    assert "model/model.safetensors" in first and "model/README.md" in first
+    assert "model/training_args.bin" not in first  # a pickle of the machine's paths
+    for name, content in first.items():
+        for folder in ("/alice/", "/bob/", str(tmp_path)):  # ("alice" is a BPE token)
+            assert folder.encode() not in content, f"{name} names {folder}"
+
+    def without_times(text: str) -> str:
+        text = re.sub(r"created_at: \S+", "created_at: T", text)
+        return re.sub(r"train-\*-[0-9a-f]+\.parquet", "train-*-H.parquet", text)  # durations
+
+    assert without_times(first["model/README.md"].decode()) == without_times(
+        second["model/README.md"].decode())
+    assert without_times(first["evals/README.md"].decode()) == without_times(
+        second["evals/README.md"].decode())
+    same = [n for n in first if n.startswith("model/") and n != "model/README.md"]
+    assert same and all(first[n] == second[n] for n in same)
+    model_card = first["model/README.md"].decode()
+    assert "`team/wc-sft_final`" in model_card and "| version | `v1` |" in model_card
+    assert "`models/base` (a local folder)" in model_card

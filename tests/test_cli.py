@@ -7,11 +7,11 @@ import pytest
 from click.testing import CliRunner
 
 from warriorcoder import cli
+from warriorcoder.builders import REGISTRY
 from warriorcoder.builders.base import PhaseInput, PhaseOutput
 from warriorcoder.config import load_config
 from warriorcoder.dataset_cards import CardContent, card_lineage
 from warriorcoder.hub import HubStore
-from warriorcoder.phases import REGISTRY
 
 ARENA = """\
 hub: {root: hub, namespace: team, prefix: wc}
@@ -94,7 +94,10 @@ def test_phase_reads_pinned_parent_and_status_shows_lineage(arena):
 
     status = invoke("status", "-c", str(arena)).output
     assert "team/wc-mined_raw: 2 versions" in status
-    assert "parent=team/wc-mined_raw@v1" in status
+    tree = status.split("Lineage")[1].splitlines()
+    first = next(i for i, line in enumerate(tree) if "team/wc-mined_raw@v1  3 rows" in line)
+    assert "└── team/wc-filtered@v1  2 rows" in tree[first + 1], status  # built from mined v1
+    assert "team/wc-mined_raw@v2  5 rows" in status
 
 
 def test_a_parent_without_the_required_columns_is_named(arena):

@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from warriorcoder.config import load_config
-from warriorcoder.dataset_cards.response_stats import code_blocks, python_parses
 from warriorcoder.hub import HubStore
+from warriorcoder.scoring.answer_stats import code_blocks, python_parses
 
 ROOT = Path(__file__).resolve().parents[1]
 EMBEDDED = ROOT / "examples" / "embedded.yaml"

@@ -361,8 +361,8 @@ def test_bad_release_files_are_refused(tmp_path: Path) -> None:
 def test_evals_dataset_and_cards(tmp_path: Path) -> None:
     from datasets import load_dataset
 
+    from warriorcoder.dataset_cards import set_evaluation_section
     from warriorcoder.evaluation import publish_report
-    from warriorcoder.training.card import set_evaluation_section
 
     config = _config(tmp_path)
     report = evaluate(config, None, samples=FIXTURES / "samples-humaneval.jsonl",
@@ -416,3 +416,26 @@ def test_cli_scores_samples_and_publishes(tmp_path: Path) -> None:
                                             str(FIXTURES / "samples-mbpp.jsonl")])
     assert missing.exit_code == 1
     assert "Error: " in missing.output and "--mbpp-plus" in missing.output
+
+
+def test_scoring_a_samples_file_needs_no_arena_config(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """As EvalPlus: `evaluate --samples` in a folder without arena.yaml scores the file."""
+    from click.testing import CliRunner
+
+    from warriorcoder import cli
+
+    monkeypatch.chdir(tmp_path)
+    problems = HUMAN_EVAL.problems[:3]
+    Path("samples.jsonl").write_text("".join(
+        json.dumps({"task_id": p.task_id,
+                    "completion": p.canonical_solution if i else "    return None\n"}) + "\n"
+        for i, p in enumerate(problems)))
+    result = CliRunner().invoke(cli.main, ["evaluate", "--samples", "samples.jsonl",
+                                           "--limit", "3", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert "humaneval: pass@1 0.6667 (2/3 samples passed" in result.output, result.output
+    assert not Path("arena.yaml").exists() and (tmp_path / "eval" / "samples").is_dir()
+    refused = CliRunner().invoke(cli.main, ["evaluate", "--samples", "samples.jsonl",
+                                            "--publish"])
+    assert refused.exit_code == 1 and "arena.yaml" in refused.output

@@ -72,7 +72,7 @@ def test_smollm2_generates_in_batches_seeded_and_journaled(tmp_path: Path) -> No
 def test_packaged_gguf_becomes_a_loadable_folder_once(tmp_path: Path) -> None:
     from transformers import AutoConfig
 
-    from warriorcoder.generation.local import loadable_model
+    from warriorcoder.generation.loading import loadable_model
 
     folder = loadable_model("HuggingFaceTB/SmolLM2-135M-Instruct", tmp_path)
     assert AutoConfig.from_pretrained(folder).model_type == "llama"

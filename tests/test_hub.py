@@ -437,10 +437,10 @@ def test_checkpoints_are_numbered_versions_of_the_model_repo_on_both_backends(
 
 
 def test_a_rerun_reuses_the_version_on_both_backends(backend: Backend, monkeypatch) -> None:
+    from warriorcoder.builders import REGISTRY
     from warriorcoder.builders.base import PhaseOutput
     from warriorcoder.config import ArenaConfig
     from warriorcoder.dataset_cards import CardContent
-    from warriorcoder.phases import REGISTRY
     from warriorcoder.runner import run_phase
 
     def fake_mine(phase_input):
@@ -458,3 +458,13 @@ def test_a_rerun_reuses_the_version_on_both_backends(backend: Backend, monkeypat
     again = run_phase("mine", config, store=backend.store)
     assert not first.reused and again.reused and again == first
     assert [ref.version for ref in backend.store.versions("mined_raw")] == ["v1"]
+
+
+def test_every_phase_dataset_is_a_registered_artifact_written_by_that_phase() -> None:
+    from warriorcoder.builders import REGISTRY
+    from warriorcoder.hub import ARTIFACTS, get_artifact
+
+    for phase in REGISTRY.values():
+        assert get_artifact(phase.dataset).command == phase.name
+    assert [a.name for a in ARTIFACTS][: len(REGISTRY)] == [p.dataset for p in REGISTRY.values()]
+    assert get_artifact("model").repo_type == "model"

@@ -14,13 +14,10 @@ from dataclasses import replace
 import pytest
 
 from tests.support.sim_battles import BattleSim, battle_arena, compressed_rows, publish_parent
-from warriorcoder.builders.ratings import (
-    ATTACKER_FIRST,
-    competitors,
-    compute_ratings,
-    count_votes,
-)
+from warriorcoder.builders.select import standings_options
 from warriorcoder.runner import run_phase
+from warriorcoder.scoring.standings import compute_ratings
+from warriorcoder.scoring.tally import ATTACKER_FIRST, competitors, count_votes
 from warriorcoder.scoring.verdicts import map_verdict, render_judge_prompt
 
 NAMES = ["e0", "e1", "e2", "e3"]  # 4 experts: two judges per battle
@@ -64,10 +61,9 @@ def _columns(rows: list[dict]) -> dict[str, list]:
 
 def _ratings(arena, rows: list[dict], policy: str) -> dict[str, float]:
     votes = _columns(rows)
-    judge = arena.config.judge.model_copy(update={"bias_policy": policy})
-    count = count_votes(votes, judge)
+    count = count_votes(votes, policy, arena.config.judge.bias_confidence)
     experts = competitors(arena.config.expert_names, votes)
-    return compute_ratings(count.tallies, experts, arena.config.select).chosen
+    return compute_ratings(count.tallies, experts, standings_options(arena.config)).chosen
 
 
 def _honest(rows: list[dict]) -> list[dict]:
@@ -131,7 +127,7 @@ def test_default_policy_rates_closer_to_the_planted_strengths(arena_votes) -> No
 
 
 def test_votes_in_both_orders_count_once_and_a_split_pair_is_a_tie() -> None:
-    from warriorcoder.builders.ratings import tally_battles
+    from warriorcoder.scoring.tally import tally_battles
 
     base = {"battle_id": "b", "instruction_id": "i", "attacker": "a", "defender": "d"}
     rows = [

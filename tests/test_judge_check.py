@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from tests.support.tgi_server import FakeModel, TGITestServer
-from warriorcoder.builders.ratings import judges_section
 from warriorcoder.cli import main
 from warriorcoder.config import ArenaConfig
+from warriorcoder.dataset_cards.arena_sections import judges_section
 from warriorcoder.evaluation.benchmarks import load_human_eval
 from warriorcoder.evaluation.judges import (
     RIGHT_FIRST,

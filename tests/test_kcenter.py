@@ -29,22 +29,28 @@ def clustered(rng: np.random.Generator, n: int, dim: int, clusters: int) -> np.n
     return points.astype(np.float32)
 
 
-@pytest.mark.parametrize(
-    ("n", "dim", "k", "clusters"),
-    [
-        (300, 5, 120, 0),  # 0: uniform
-        (1500, 24, 400, 0),
-        (3000, 16, 1200, 40),  # enough centers to group points and skip groups
-        (2000, 48, 600, 40),
-        (2500, 12, 700, 4),  # few clusters: large groups are updated in float32
-    ],
-)
-def test_matches_reference(n, dim, k, clusters):
+CASES = [
+    (300, 5, 120, 0),  # 0: uniform
+    (1500, 24, 400, 0),
+    (3000, 16, 1200, 40),  # enough centers to group points and skip groups
+    (2000, 48, 600, 40),
+    (2500, 12, 700, 4),  # few clusters: large groups are updated in float32
+]
+"""(n, dim, k, clusters) of the data shapes every implementation is checked on."""
+
+
+def case_points(n: int, dim: int, clusters: int) -> tuple[np.ndarray, int]:
+    """The points of a case and its first center."""
     rng = np.random.default_rng(n + dim)
     points = rng.standard_normal((n, dim)).astype(np.float32)
     if clusters:
         points = clustered(rng, n, dim, clusters)
-    first = int(rng.integers(n))
+    return points, int(rng.integers(n))
+
+
+@pytest.mark.parametrize(("n", "dim", "k", "clusters"), CASES)
+def test_matches_reference(n, dim, k, clusters):
+    points, first = case_points(n, dim, clusters)
     result = kcenter_greedy(points, k, first, chunk_size=257)
     selected, distances = reference_kcenter(points, k, first)
     assert result.indices.tolist() == selected

@@ -11,6 +11,7 @@ import pytest
 
 from tests.support.openai_server import OpenAITestServer
 from tests.support.tgi_server import FakeModel, Faults, TGITestServer, arena_responder
+from warriorcoder.builders import PHASES
 from warriorcoder.config import ExpertConfig, GenerationConfig
 from warriorcoder.errors import (
     ConfigError,
@@ -26,7 +27,6 @@ from warriorcoder.generation import (
     SamplingParams,
 )
 from warriorcoder.hub import HubStore
-from warriorcoder.phases import PHASES
 from warriorcoder.runner import run_phase
 from warriorcoder.scoring.verdicts import verdict_regex
 
@@ -98,10 +98,11 @@ def test_fields_are_mapped_without_tgi_rules_and_stops_apply_client_side(tmp_pat
         completion, chat = server.bodies[0], server.bodies[-1]
     assert completion["prompt"] == requests[0].prompt, "the raw prompt, verbatim"
     assert completion["model"] == "org/m", "the model /v1/models lists"
-    assert (completion["top_p"], completion["temperature"], completion["seed"]) == (1.0, 1.0, 0)
+    assert (completion["temperature"], completion["seed"]) == (1.0, 0)
+    assert "top_p" not in completion, "1.0 is every server's default: not sent (TGI refuses it)"
     assert completion["max_tokens"] == 40 and completion["stop"] == list(stops[:4])
     assert chat["messages"] == [{"role": "user", "content": "question 1"}]
-    assert chat["temperature"] == 0.0 and chat["top_p"] == 1.0
+    assert chat["temperature"] == 0.0 and "top_p" not in chat
     for result in results:
         assert result.text == "an instruction", "stops past the 4 sent are applied here"
         assert result.finish_reason == "stop_sequence"
@@ -268,3 +269,46 @@ def test_one_pool_with_experts_on_tgi_and_openai_servers_runs_to_select(tmp_path
     card = store.read_card("votes", store.latest("votes").version)
     assert "| o1 | `sim/o1-coder` | `rev-o1` | config |" in card, "model and revision source"
     assert f"| t1 | `sim/t1` | `{models['t1'].model_sha}` | server |" in card
+
+
+def test_the_tgi_rules_server_refuses_top_p_one_as_tgi_does() -> None:
+    openai = pytest.importorskip("openai")
+    with OpenAITestServer({"m": FakeModel("org/m")}, tgi_rules=True) as server:
+        client = openai.OpenAI(base_url=f"{server.url('m')}/v1", api_key="x", max_retries=0)
+        with pytest.raises(openai.UnprocessableEntityError) as refused:
+            client.chat.completions.create(
+                model="org/m", messages=[{"role": "user", "content": "hi"}], top_p=1.0)
+        assert refused.value.response.json() == {  # TGI's error shape, not OpenAI's
+            "error": "Input validation error: `top_p` must be > 0.0 and < 1.0",
+            "error_type": "validation"}
+        chat = client.chat.completions.create(
+            model="org/m", messages=[{"role": "user", "content": "hi"}], top_p=0.99)
+        assert chat.choices[0].message.content
+    assert server.stats.rejected == {"validation": 1}
+
+
+def test_an_openai_arena_on_tgi_v1_routes_runs_mine_to_select(tmp_path: Path) -> None:
+    """`api: openai` experts on servers with TGI's rules: no call carries top_p 1.0 (the
+    mining grid holds it, the filter, battle and judge calls use it), so none is refused."""
+    from tests.support.sim_instructions import sim_config
+
+    names = ("a", "b", "c")
+    models = {n: FakeModel(f"sim/{n}", responder=arena_responder) for n in names}
+    with OpenAITestServer(models, tgi_rules=True) as server:
+        config = sim_config(tmp_path, {n: f"{server.url(n)}/v1" for n in names},
+                            compress_size=3)
+        for expert in config.experts:
+            expert.api = "openai"
+        config.battle.max_new_tokens = 40
+        config.judge.max_new_tokens = 64
+        config.select.elo_permutations = 3
+        config.select.bootstrap_rounds = 3
+        store = HubStore.from_config(config.hub)
+        with ExpertPool.from_config(config) as pool:
+            for phase in PHASES:
+                run_phase(phase, config, store=store, pool=pool)
+        assert not server.stats.rejected, dict(server.stats.rejected)
+        sent = [b.get("top_p") for b in server.bodies]
+    assert 1.0 not in sent and {0.99, 0.995} <= set(sent), "the grid's other top_p are sent"
+    assert sent.count(None) > len(sent) // 3, "top_p 1.0 calls went out without the field"
+    assert len(store.load("sft_final", store.latest("sft_final").version)) == 3

@@ -16,8 +16,9 @@ from tests.support.sim_battles import (
 )
 from warriorcoder.builders.base import PhaseError
 from warriorcoder.builders.judge import vote_seed
-from warriorcoder.builders.ratings import ATTACKER_FIRST
+from warriorcoder.lineage import card_lineage
 from warriorcoder.runner import run_phase
+from warriorcoder.scoring.tally import ATTACKER_FIRST
 from warriorcoder.scoring.verdicts import render_judge_prompt
 
 NAMES = ["e0", "e1", "e2", "e3", "e4"]
@@ -162,3 +163,25 @@ def test_a_battle_without_an_eligible_judge_is_refused(tmp_path) -> None:
         run_phase("battle", arena.config, store=arena.store)
         with pytest.raises(PhaseError, match="no expert may judge the battles of"):
             run_phase("judge", arena.config, store=arena.store)
+
+
+def test_changing_select_alpha_reuses_the_votes_and_publishes_a_new_sft_final(tmp_path) -> None:
+    sim = BattleSim(STRENGTHS, invalid_rate=0.0)
+    with battle_arena(tmp_path, sim) as arena:
+        publish_parent(arena.store, "compress", compressed_rows(NAMES * 4))
+        run_phase("battle", arena.config, store=arena.store)
+        votes = run_phase("judge", arena.config, store=arena.store)
+        final = run_phase("select", arena.config, store=arena.store)
+        calls = sum(sim.judge_calls.values())
+
+        changed = arena.config.model_copy(
+            update={"select": arena.config.select.model_copy(update={"alpha": 0.2})})
+        votes_again = run_phase("judge", changed, store=arena.store)
+        final_again = run_phase("select", changed, store=arena.store)
+
+    assert votes_again.reused and votes_again.version == votes.version
+    assert sum(sim.judge_calls.values()) == calls  # no judge was asked again
+    assert not final_again.reused and final_again.version != final.version
+    lineage = card_lineage(arena.store.read_card("sft_final", final_again.version))
+    assert lineage["config"]["select"]["alpha"] == 0.2
+    assert lineage["parent"]["version"] == votes.version

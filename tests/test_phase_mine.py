@@ -10,10 +10,10 @@ import pytest
 from huggingface_hub import DatasetCard
 
 from tests.support.sim_instructions import EMPTY, TRUNCATED, SimArena, sim_arena
-from warriorcoder.builders.common import stable_id
 from warriorcoder.builders.mine import extract_instruction, mining_slots
 from warriorcoder.hub import HubStore
 from warriorcoder.runner import run_phase
+from warriorcoder.scoring.seeds import stable_id
 
 STOP = "<|im_end|>"
 

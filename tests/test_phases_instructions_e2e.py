@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from huggingface_hub import DatasetCard
 
 from tests.support.sim_instructions import sim_arena
+from warriorcoder.builders import get_phase
 from warriorcoder.cli import main
 from warriorcoder.hub import HubStore
-from warriorcoder.phases import get_phase
 
 PHASES = ("mine", "filter", "compress")
 
@@ -57,8 +57,14 @@ def test_mine_filter_compress_publish_three_linked_versions(tmp_path: Path) -> N
 
         # `status` shows the chain; running everything again pays for no call.
         status = _invoke("status", "-c", str(config_path))
-        assert f"parent={refs['mine'].spec()}" in status
-        assert f"parent={refs['filter'].spec()}" in status
+        tree = status.split("\nLineage", 1)[1].splitlines()
+        column = {phase: next(line.index(refs[phase].spec()) for line in tree
+                              if refs[phase].spec() in line) for phase in PHASES}
+        rows_of = {phase: next(i for i, line in enumerate(tree) if refs[phase].spec() in line)
+                   for phase in PHASES}
+        # each version printed below, and indented under, the one it was built from
+        assert rows_of["mine"] < rows_of["filter"] < rows_of["compress"], status
+        assert column["mine"] < column["filter"] < column["compress"], status
         served = arena.served()
         output = _invoke("run", "-c", str(config_path), "--until", "compress")
         assert arena.served() == served

@@ -15,10 +15,10 @@ import yaml
 
 from tests.support.sim_battles import BattleSim
 from tests.support.sim_instructions import sim_arena
+from warriorcoder.builders import PHASES
 from warriorcoder.config import ArenaConfig
 from warriorcoder.dataset_cards import card_lineage
 from warriorcoder.hub import HubStore
-from warriorcoder.phases import PHASES
 from warriorcoder.runner import run_phase
 
 NAMES = ("alpha", "beta", "gamma", "delta", "epsilon")

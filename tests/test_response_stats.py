@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from warriorcoder.dataset_cards.response_stats import (
+from warriorcoder.dataset_cards.arena_sections import battle_code_section, target_code_section
+from warriorcoder.scoring.answer_stats import (
     battle_answers,
-    battle_code_section,
     code_blocks,
     python_parses,
     response_stats,
-    target_code_section,
     target_groups,
 )
 

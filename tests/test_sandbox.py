@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from warriorcoder.evaluation import Settings, check_solution, detect_isolation, load_human_eval
-from warriorcoder.evaluation.sandbox import ISOLATION_MEANING, _probe
+from warriorcoder.sandbox.isolation import ISOLATION_MEANING, _probe
 
 PROBLEM = load_human_eval().problems[0]
 CANONICAL = PROBLEM.prompt + PROBLEM.canonical_solution

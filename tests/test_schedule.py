@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from warriorcoder.builders.schedule import schedule_defenders
+from warriorcoder.scoring.schedule import schedule_defenders
 
 EXPERTS = ["a", "b", "c", "d", "e"]
 

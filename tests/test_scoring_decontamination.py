@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from warriorcoder.assets import humaneval_problems
 from warriorcoder.scoring.decontamination import (
     BenchmarkText,
     NgramIndex,
@@ -12,23 +13,25 @@ from warriorcoder.scoring.decontamination import (
     words,
 )
 
+HUMANEVAL = humaneval_problems()
+
 
 @pytest.fixture(scope="module")
 def index() -> NgramIndex:
-    return benchmark_index(n=10)
+    return benchmark_index(HUMANEVAL, n=10)
 
 
 def test_humaneval_ships_with_the_package():
-    texts = humaneval_texts()
+    texts = humaneval_texts(HUMANEVAL)
     assert len(texts) == 164
     assert texts[0].task_id == "HumanEval/0" and "def has_close_elements" in texts[0].text
 
 
 def test_planted_humaneval_prompt_is_flagged(index):
-    problem = humaneval_texts()[12]
+    problem = humaneval_texts(HUMANEVAL)[12]
     docstring = problem.text.split('"""')[1]
     instruction = f"Please solve this for me. {docstring.strip()} Use Python 3."
-    hit = find_contamination([instruction, "Write a function that adds two numbers."], index=index)
+    hit = find_contamination([instruction, "Write a function that adds two numbers."], index)
     assert hit[1] is None
     assert hit[0] is not None
     assert (hit[0].benchmark, hit[0].task_id) == ("HumanEval", problem.task_id)
@@ -37,10 +40,10 @@ def test_planted_humaneval_prompt_is_flagged(index):
 
 
 def test_canonical_solution_is_flagged_whatever_the_layout(index):
-    problem = humaneval_texts()[0]
+    problem = humaneval_texts(HUMANEVAL)[0]
     solution = problem.text[problem.text.index("    for idx") :]
     instruction = "Explain this code:\n" + " ".join(solution.split())
-    hit = find_contamination([instruction], index=index)[0]
+    hit = find_contamination([instruction], index)[0]
     assert hit is not None and hit.task_id == "HumanEval/0"
 
 
@@ -62,7 +65,7 @@ def test_mbpp_local_copy(tmp_path):
     path.write_text(json.dumps(problem) + "\n\n")
     assert mbpp_texts(path)[0].task_id == "11"
     rows = ["Write a python function to remove first and last occurrence of a given character."]
-    hit = find_contamination(rows, mbpp_path=path)[0]
+    hit = find_contamination(rows, benchmark_index(HUMANEVAL, mbpp_path=path))[0]
     assert (hit.benchmark, hit.task_id) == ("MBPP", "11")
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from warriorcoder.builders.ratings import Ratings, choose_targets, tally_battles
 from warriorcoder.scoring.elo import online_elo
+from warriorcoder.scoring.standings import Ratings, choose_targets
+from warriorcoder.scoring.tally import tally_battles
 
 LOG = [
     ("b1", "i1", "A", "B", ["attacker", "attacker", "tie"]),

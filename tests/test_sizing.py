@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from warriorcoder.builders.sizing import (
+from warriorcoder.cli import main
+from warriorcoder.config import ArenaConfig, load_config
+from warriorcoder.planning import (
     epochs_warning,
     planned_battles,
     planned_epochs,
@@ -15,8 +17,6 @@ from warriorcoder.builders.sizing import (
     planned_sft_rows,
     shortfall_note,
 )
-from warriorcoder.cli import main
-from warriorcoder.config import ArenaConfig, load_config
 
 EXPERTS = [{"name": f"e{i}", "model_id": f"m{i}", "urls": [f"http://e{i}"]} for i in range(5)]
 

@@ -11,10 +11,11 @@ from transformers import DataCollatorWithFlattening, LlamaConfig, LlamaForCausal
 
 from tests.support.tiny_models import gpt2_tokenizer
 from warriorcoder.config import ArenaConfig, HubConfig, TrainConfig
+from warriorcoder.dataset_cards.model_card import LOSS_FIGURE
 from warriorcoder.errors import SpecError, TrainingError, VersionNotFoundError
 from warriorcoder.hub import LocalHubStore, parse_spec
 from warriorcoder.training.arguments import gradient_accumulation_steps
-from warriorcoder.training.card import LOSS_FIGURE, write_model_card
+from warriorcoder.training.checkpoint import write_card_and_result
 from warriorcoder.training.dataset import (
     DatasetSource,
     load_pinned,
@@ -205,8 +206,8 @@ def test_global_batch_must_divide(tmp_path, monkeypatch, capsys):
             "x/y@v1",
         ]
     )
-    assert code == 2
-    assert "global_batch_size=12 is not divisible" in capsys.readouterr().err
+    assert code == 1
+    assert "Error: train.global_batch_size=12 is not divisible" in capsys.readouterr().err
 
 
 def test_resume_without_a_checkpoint_says_so(tmp_path, capsys):
@@ -217,8 +218,50 @@ def test_resume_without_a_checkpoint_says_so(tmp_path, capsys):
         "train: {output_dir: out}\n"
     )
     (tmp_path / "out").mkdir()
-    assert main(["--config", str(config_path), "--resume"]) == 2
+    assert main(["--config", str(config_path), "--resume"]) == 1
     assert f"no checkpoint-<step> folder in {tmp_path / 'out'}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mistake", [
+    ["--dataset", "my-org/warriorcoder-sft_final"],  # no @vN
+    ["--resume"],  # nothing to resume from
+    ["--dataset", "local/warriorcoder-sft_final@v9"],  # no such version
+])
+def test_both_entry_points_say_a_mistake_in_one_error_line(tmp_path, monkeypatch, capsys,
+                                                             mistake):
+    """`warriorcoder train` and `python -m warriorcoder.training.sft` print the same one line
+    `Error: ...` and exit 1, no traceback."""
+    from click.testing import CliRunner
+
+    from warriorcoder import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "arena.yaml").write_text(
+        "experts:\n  - {name: a, model_id: a, urls: ['http://a']}\n"
+        "  - {name: b, model_id: b, urls: ['http://b']}\n"
+        "train: {output_dir: out}\n"
+    )
+    (tmp_path / "out").mkdir()
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)  # each entry point sets up a world of one
+    code = main(["--config", "arena.yaml", *mistake])
+    module_err = capsys.readouterr().err.strip().splitlines()
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    click_run = CliRunner().invoke(cli.main, ["train", "-c", "arena.yaml", *mistake])
+    click_err = [line for line in click_run.output.strip().splitlines()
+                 if not line.startswith("[warriorcoder train]")]
+    assert (code, module_err[-1:]) == (click_run.exit_code, click_err[-1:])
+    assert code == 1 and module_err[-1].startswith("Error: ")
+    assert not any("Traceback" in line for line in module_err + click_err)
+
+
+def test_a_usage_mistake_is_said_as_click_says_it(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--dataset", "x@v1"])  # --config missing
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "Error: the following arguments are required: --config")
 
 
 def test_dataset_version_is_pinned_and_loads_from_folder_or_store(tmp_path):
@@ -263,12 +306,7 @@ def _result(tmp_path) -> TrainResult:
 
 
 def test_model_card_records_lineage_hyperparameters_and_loss(tmp_path, fmt):
-    write_model_card(
-        tmp_path,
-        _result(tmp_path),
-        license="apache-2.0",
-        prompt_example=fmt.prompt("<instruction>"),
-    )
+    write_card_and_result(_config(tmp_path), _result(tmp_path), fmt.prompt("<instruction>"))
     card = ModelCard.load(tmp_path / "README.md")
     assert card.data.base_model == "deepseek-ai/deepseek-coder-6.7b-base"
     assert card.data.datasets == ["my-org/warriorcoder-sft_final"]
@@ -278,6 +316,9 @@ def test_model_card_records_lineage_hyperparameters_and_loss(tmp_path, fmt):
     assert f"![training loss]({LOSS_FIGURE})" in card.text
     assert (tmp_path / LOSS_FIGURE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "@@ Instruction\n<instruction>\n\n@@ Response" in card.text
+    lineage = card.data.to_dict()["warriorcoder"]
+    assert lineage["phase"] == "train" and lineage["parent"]["version"] == "v3"
+    assert (tmp_path / "training_result.json").is_file()
 
 
 def test_publish_writes_numbered_local_versions(tmp_path):

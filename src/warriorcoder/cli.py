@@ -1,5 +1,5 @@
 """The `warriorcoder` command: one sub-command per phase; init, run, status, train, evaluate,
-check-judges.
+check-judges, check-arena, report.
 
 Every error a user can cause or fix is a `WarriorcoderError`: the group's handler prints it as
 `Error: ...` and exits 1 (with the traceback under `-v`). Anything else is a bug: traceback.
@@ -16,9 +16,9 @@ from typing import Any
 
 import click
 
-from warriorcoder.config import EXPERT_RUNTIME_FIELDS, ArenaConfig, HubConfig, load_config
-from warriorcoder.errors import SpecError, WarriorcoderError
-from warriorcoder.phases import PHASES, REGISTRY
+from warriorcoder.builders import PHASES, REGISTRY
+from warriorcoder.config import ArenaConfig, load_config
+from warriorcoder.errors import WarriorcoderError
 
 CONFIG_OPTION = click.option(
     "--config", "-c", "config_path", type=click.Path(path_type=Path), default="arena.yaml",
@@ -95,7 +95,9 @@ def _phase_command(phase: str) -> click.Command:
         from warriorcoder.runner import plan_phase, resolve_parent, run_phase
 
         if from_card:
-            config, input_version = _config_from_card(from_card, phase, config_path)
+            from warriorcoder.hub.rebuild import config_from_card
+
+            config, input_version = config_from_card(from_card, phase, config_path)
             force = True  # a rebuild publishes, even over an identical latest version
         else:
             config = load_config(config_path)
@@ -115,85 +117,23 @@ for _phase in PHASES:
     main.add_command(_phase_command(_phase))
 
 
-def _config_from_card(spec: str, phase: str, config_path: Path) -> tuple[ArenaConfig, str | None]:
-    """The config and parent version a card recorded, rebuilt into the hub of `--config`.
-
-    Cards leave the experts' URLs out, so experts are reached as `--config` says (by name);
-    without `--config` the recorded config must be complete."""
-    from warriorcoder.config import validate_config_data
-    from warriorcoder.dataset_cards import card_lineage
-    from warriorcoder.errors import ConfigError, PhaseError
-    from warriorcoder.hub import HubStore, parse_spec
-
-    repo, version = parse_spec(spec)
-    current = load_config(config_path) if config_path.exists() else None
-    hub = current.hub if current is not None else HubConfig()
-    dataset = REGISTRY[phase].dataset
-    if repo != hub.repo_id(dataset):
-        raise SpecError(
-            f"--from-card {spec}: `{phase}` writes {hub.repo_id(dataset)} in the hub of "
-            f"{config_path}, not {repo}"
-        )
-    lineage = card_lineage(HubStore.from_config(hub).read_card(dataset, version))
-    if lineage.get("phase") != phase:
-        raise PhaseError(f"{spec} was written by `{lineage.get('phase')}`, not `{phase}`")
-    recorded = dict(lineage["config"])
-    base_dir = current.base_dir if current is not None else Path.cwd()
-    if current is not None:
-        recorded["hub"] = current.hub.model_dump(mode="json")
-        recorded["generation"] = current.generation.model_dump(mode="json")
-        reach = {e.name: e for e in current.experts}
-        experts = []
-        for entry in recorded["experts"]:
-            here = reach.get(entry["name"])
-            if here is None:
-                raise ConfigError(
-                    f"--from-card {spec}: expert {entry['name']!r} of the recorded config is not "
-                    f"in {config_path}; add it there (with its urls) to rebuild"
-                )
-            runtime = {k: v for k, v in here.model_dump(mode="json").items()
-                       if k in EXPERT_RUNTIME_FIELDS}
-            experts.append({**entry, **runtime})
-        recorded["experts"] = experts
-    config = validate_config_data(recorded, f"the config recorded in {spec}", base_dir)
-    parent = lineage.get("parent")
-    return config, parent["version"] if parent else None
-
-
 def _print_plans(config: ArenaConfig, plans: list[tuple[str, Any]]) -> None:
     from warriorcoder.dataset_cards import markdown_table
     from warriorcoder.hub import HubStore
+    from warriorcoder.planning import PLAN_HEADER, plan_rows, training_lines
     from warriorcoder.runner import measured_seconds_per_call
 
     store = HubStore.from_config(config.hub)
-    rows, known = [], 0.0
-    for name, plan in plans:
-        per_call = measured_seconds_per_call(store, name) if plan.calls else None
-        estimate = "-" if not plan.calls else "unknown"
-        if per_call is not None:
-            known += per_call * plan.calls
-            estimate = f"~{per_call * plan.calls / 60:.1f} min"
-        rows.append([name, plan.calls, plan.prompt_tokens, plan.generated_tokens, plan.rows_out,
-                     estimate])
-    totals = [sum(r[i] for r in rows) for i in (1, 2, 3)]
-    rows.append(["total", *totals, "-", f"~{known / 60:.1f} min (known phases)" if known
-                 else "-"])
+    rows = plan_rows(plans, lambda name: measured_seconds_per_call(store, name))
     click.echo("Cost plan (no call made; tokens are estimates, generated = the max_new_tokens "
                "upper bound; time from the last build's measured seconds per call):")
-    click.echo(markdown_table(["phase", "LLM calls", "prompt tokens", "generated tokens",
-                               "rows out", "time"], rows))
+    click.echo(markdown_table(PLAN_HEADER, rows))
     for name, plan in plans:
         for note in plan.notes:
             click.echo(f"  {name}: {note}")
     if plans and plans[-1][0] == PHASES[-1]:
-        from warriorcoder.builders.sizing import epochs_warning, implied_epochs
-
-        rows, train = plans[-1][1].rows_out, config.train
-        click.echo(f"  train: {train.global_batch_size} x {train.max_steps} steps = "
-                   f"{train.global_batch_size * train.max_steps:,} samples over {rows:,} rows = "
-                   f"{implied_epochs(train, rows):.2f} epochs (the paper: 3.28)")
-        if warning := epochs_warning(train, rows):
-            click.echo(f"  train: warning: {warning}")
+        for line in training_lines(config.train, plans[-1][1].rows_out):
+            click.echo(f"  {line}")
 
 
 @main.command()
@@ -209,14 +149,21 @@ def run(config_path: Path, until: str, dry_run: bool, force: bool) -> None:
     from warriorcoder.runner import plan_pipeline, run_phase
 
     config = load_config(config_path)
-    _print_plans(config, plan_pipeline(config, until))
+    plans = plan_pipeline(config, until)
+    _print_plans(config, plans)
     if dry_run:
         return
+    from warriorcoder.generation.run_progress import RunProgress
+    from warriorcoder.runner import measured_seconds_per_call
+
     store = HubStore.from_config(config.hub)
     previous = None
     written = []
-    with ExpertPool.from_config(config) as pool:
-        for phase in PHASES[: PHASES.index(until) + 1]:
+    line = [(name, plan.calls, measured_seconds_per_call(store, name) if plan.calls else None)
+            for name, plan in plans]  # one line for the run: phase k of n, calls, ETA
+    with ExpertPool.from_config(config) as pool, RunProgress(line) as progress:
+        for index, phase in enumerate(PHASES[: PHASES.index(until) + 1]):
+            click.echo(progress.start(index), err=True)
             ref = run_phase(phase, config, store=store, pool=pool, force=force,
                             input_version=previous.version if previous else None)
             _announce(phase, ref)
@@ -244,34 +191,33 @@ def _print_next_steps(config: ArenaConfig, config_path: Path, written: list[tupl
 @main.command()
 @CONFIG_OPTION
 def status(config_path: Path) -> None:
-    """Print each phase's versions and their lineage from the hub store."""
-    from warriorcoder.dataset_cards import card_lineage
-    from warriorcoder.hub import HubStore
+    """Print each artifact's versions (the phase datasets, model, evals) and their lineage."""
+    from warriorcoder.hub import ARTIFACTS, HubStore
+    from warriorcoder.hub.tree import Node, render_tree
 
     config = load_config(config_path)
     store = HubStore.from_config(config.hub)
-    for phase in PHASES:
-        dataset = REGISTRY[phase].dataset
-        refs = store.versions(dataset)
-        click.echo(f"{phase:8s} {config.hub.repo_id(dataset)}: "
+    nodes = []
+    for artifact in ARTIFACTS:
+        refs = store.versions(artifact.name)
+        if not refs and not artifact.rebuildable:
+            continue  # the model and evals are listed once there is one
+        click.echo(f"{artifact.command:8s} {config.hub.repo_id(artifact.name)}: "
                    f"{len(refs)} version{'s' if len(refs) != 1 else ''}")
         for ref in refs:
-            lineage: dict[str, Any] = {}
-            try:
-                lineage = card_lineage(store.read_card(dataset, ref.version))
-            except (ValueError, OSError, WarriorcoderError) as error:
-                click.echo(f"  {ref.version}: card unreadable: {error}")
+            lineage = store.lineage(ref)
+            if lineage is None:
+                nodes.append(Node(ref.spec(), None, None, None, "(no warriorcoder lineage)"))
                 continue
             parent = lineage.get("parent")
-            source = f"{parent['repo_id']}@{parent['version']}" if parent else "-"
-            rows = list(lineage.get("counts", {}).values())
-            click.echo(f"  {ref.version}  rows={rows[-1] if rows else '?'}  parent={source}  "
-                       f"created={lineage.get('created_at', '?')}")
-    for name in ("model", "evals"):
-        refs = store.versions(name)
-        if refs:
-            click.echo(f"{name:8s} {config.hub.repo_id(name)}: {len(refs)} version"
-                       f"{'s' if len(refs) != 1 else ''} ({', '.join(r.version for r in refs)})")
+            rows = list((lineage.get("counts") or {}).values())
+            nodes.append(Node(ref.spec(), f"{parent['repo_id']}@{parent['version']}"
+                              if parent else None, rows[-1] if rows else None,
+                              lineage.get("created_at")))
+    if nodes:
+        click.echo("\nLineage (each version under the one it was built from; rows, created):")
+        for line in render_tree(nodes):
+            click.echo("  " + line)
 
 
 @main.command()
@@ -329,7 +275,10 @@ def evaluate(config_path: Path, target: str | None, benchmarks: str | None,
     from warriorcoder.evaluation import Settings
     from warriorcoder.evaluation import evaluate as run_evaluation
 
-    config = load_config(config_path)
+    # Scoring a samples file needs no arena (as EvalPlus): the default config may be absent.
+    given = click.get_current_context().get_parameter_source("config_path")
+    config = (None if samples is not None and not publish and not config_path.exists()
+              and given == click.core.ParameterSource.DEFAULT else load_config(config_path))
     names = [b.strip() for b in benchmarks.split(",") if b.strip()] if benchmarks else None
     report = run_evaluation(
         config, target, benchmarks=names, humaneval_plus=humaneval_plus, mbpp_plus=mbpp_plus,
@@ -387,6 +336,48 @@ def check_judges(config_path: Path, pairs: int, kinds: str, judges: str | None, 
                 handle.write(json.dumps({"vote": {**dataclasses.asdict(vote),
                                                   "picked": vote.picked}}) + "\n")
         click.echo(f"pairs and votes: {output}")
+
+
+@main.command("check-arena")
+@CONFIG_OPTION
+@click.option("--problems", type=click.IntRange(min=1, max=164), default=20, show_default=True,
+              help="The first N HumanEval problems (EvalPlus's instruction as the battle's).")
+@click.option("--modes", default="off,vote,first", show_default=True, metavar="LIST",
+              help="judge.execution modes to judge the same battles with.")
+@click.option("--output", type=click.Path(path_type=Path), default=None,
+              help="Write the figures (and every target) here as JSON.")
+def check_arena(config_path: Path, problems: int, modes: str, output: Path | None) -> None:
+    """Every expert answers N HumanEval problems, every pair battles, each judging mode votes
+    and select picks targets (the phases' own code, through the journal); then every answer is
+    scored with the problems' own tests: do the targets beat every single expert?"""
+    from warriorcoder.evaluation.arena_check import check_arena as run_check
+
+    config = load_config(config_path)
+    report = run_check(config, problems, [m.strip() for m in modes.split(",") if m.strip()])
+    click.echo(report.table())
+    if output is not None:
+        report.write(output)
+        click.echo(f"figures: {output}")
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--dataset", "spec", required=True, metavar="DATASET@vN",
+              help="The version to report on, e.g. sft_final@v3 (or its repo id @vN).")
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=Path("report.html"),
+              show_default=True, help="The HTML file to write.")
+@click.option("--battles", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Battles to show whole (instruction, both answers, votes, target).")
+def report(config_path: Path, spec: str, output: Path, battles: int) -> None:
+    """Write one self-contained HTML page for a lineage: the funnel, the cards' figures, the
+    cost per phase, the model and evals built from it, and a few battles shown whole."""
+    from warriorcoder.hub import HubStore
+    from warriorcoder.report import build_report
+
+    config = load_config(config_path)
+    page = build_report(HubStore.from_config(config.hub), spec, battles=battles)
+    output.write_text(page, encoding="utf-8")
+    click.echo(f"report: {output} ({len(page) // 1024} KiB, open it in a browser)")
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -11,6 +11,7 @@ Messages say what went wrong and what to do; they never hold a token or a header
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 
@@ -27,6 +28,14 @@ class ConfigError(WarriorcoderError, ValueError):
 
 class MissingSecretError(ConfigError, KeyError):
     """A variable named by `token_env` / `headers_env` is unset or malformed."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownNameError(ConfigError, KeyError):
+    """A name (an expert, an embedded model) that the config or the package does not know;
+    the message lists the known ones."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
@@ -75,6 +84,51 @@ class GenerationError(WarriorcoderError, RuntimeError):
 
 class EndpointDownError(GenerationError, ConnectionError):
     """No URL of an expert answers and the journal has never seen it either."""
+
+
+class GenerationFailed(GenerationError):
+    """Some calls failed for good; every other call finished and is in the journal.
+
+    `failures` pairs each failed request with its error, `down` maps experts to the endpoints
+    that stayed down, `results` holds every result in request order (failed ones with
+    `error` set). Running the phase again sends only the calls that have no result.
+    (Requests and results are `generation.types` objects; typed `Any` here so that this
+    module stays a leaf.)"""
+
+    def __init__(
+        self,
+        failures: list[tuple[Any, str]],
+        down: dict[str, list[str]],
+        results: list[Any],
+        journal: Path,
+    ) -> None:
+        self.failures = failures
+        self.down = down
+        self.results = results
+        self.journal = journal
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        done = sum(r.ok for r in self.results)
+        lines = [
+            f"{len(self.failures)} of {len(self.results)} calls failed; the other {done} are "
+            f"done and journaled in {self.journal}."
+        ]
+        for expert, endpoints in sorted(self.down.items()):
+            lines.append(f"  expert {expert!r} stayed down: {'; '.join(endpoints)}")
+        counts: dict[str, int] = {}
+        for _, error in self.failures:
+            counts[error] = counts.get(error, 0) + 1
+        for error, count in sorted(counts.items(), key=lambda kv: -kv[1])[:5]:
+            lines.append(f"  {count} x {error}")
+        lines.append(
+            "Running the phase again sends only the failed calls (bring the endpoints back first)."
+        )
+        return "\n".join(lines)
+
+
+class JournalError(GenerationError):
+    """The request journal cannot be opened: not a journal, damaged, or of another schema."""
 
 
 class TemplateError(GenerationError, ValueError):

@@ -11,26 +11,25 @@ recorded in every card.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import datasets
 
+from warriorcoder.builders import PHASES, get_phase
 from warriorcoder.builders.base import Phase, PhaseInput, PhasePlan, expert_records
 from warriorcoder.config import EXPERT_RUNTIME_FIELDS, ArenaConfig
-from warriorcoder.dataset_cards import CardSection, card_lineage, render_dataset_card
-from warriorcoder.dataset_cards.card import package_version
-from warriorcoder.errors import GenerationError, HubError, PhaseError
-from warriorcoder.phases import PHASES, get_phase
+from warriorcoder.dataset_cards import CardSection, render_dataset_card
+from warriorcoder.errors import GenerationError, PhaseError
+from warriorcoder.lineage import fingerprint as sha256_of
+from warriorcoder.lineage import package_version
 
 if TYPE_CHECKING:
     from warriorcoder.generation import ExpertPool
-    from warriorcoder.hub import HubStore, VersionRef
+    from warriorcoder.hub import HubStore, Release, VersionRef
 
 logger = logging.getLogger(__name__)
 
@@ -73,22 +72,7 @@ def fingerprint(phase: Phase, config: ArenaConfig, parent: VersionRef | None,
              "served": identities.get(entry["name"])}
             for entry in data["experts"]
         ]
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _reusable(store: HubStore, phase: Phase, print_: str) -> VersionRef | None:
-    """The latest version of the phase's dataset when its card records fingerprint `print_`."""
-    latest = store.latest(phase.dataset)
-    if latest is None:
-        return None
-    try:
-        recorded = card_lineage(store.read_card(phase.dataset, latest.version)).get("fingerprint")
-    except (ValueError, OSError, HubError) as error:
-        logger.warning("%s: cannot read the card of %s (%s); publishing a new version",
-                       phase.name, latest.spec(), error)
-        return None
-    return latest if recorded == print_ else None
+    return sha256_of(payload)
 
 
 @dataclass
@@ -124,7 +108,7 @@ _SIZE_KNOBS = {
 
 def _shortfall(phase: Phase, config: ArenaConfig, kept: int) -> str | None:
     """The card and log note when `phase` kept fewer rows than the next phase needs."""
-    from warriorcoder.builders.sizing import shortfall_note
+    from warriorcoder.planning import shortfall_note
 
     knob = _SIZE_KNOBS.get(phase.name)
     if knob is None:
@@ -141,20 +125,10 @@ def plan_phase(phase: str | Phase, config: ArenaConfig, parent_rows: datasets.Da
     return declared.plan(config, parent_rows, rows_in)
 
 
-def _lineage_or_none(store: HubStore, ref: VersionRef | None) -> dict[str, Any] | None:
-    """The `warriorcoder` metadata of a version's card (None: no version, or not our card)."""
-    if ref is None:
-        return None
-    try:
-        return card_lineage(store.read_card(ref.dataset, ref.version))
-    except (ValueError, OSError, LookupError, HubError):
-        return None
-
-
 def measured_seconds_per_call(store: HubStore, phase: str) -> float | None:
     """Seconds per LLM call the latest version of `phase` took to build, from its card's
     recorded cost (None when unknown: no version, no calls sent, an unreadable card)."""
-    lineage = _lineage_or_none(store, store.latest(get_phase(phase).dataset)) or {}
+    lineage = store.lineage(store.latest(get_phase(phase).dataset)) or {}
     actual = lineage.get("cost", {}).get("actual") or {}
     calls, seconds = actual.get("calls") or 0, actual.get("seconds")
     return seconds / calls if calls and seconds else None
@@ -197,7 +171,7 @@ def run_phase(
         declared.check_columns(rows, parent.spec())
     phase_input = PhaseInput(config=config, rows=rows, parent=parent,
                              pool_factory=(lambda: pool) if pool is not None else None,
-                             parent_card=_lineage_or_none(store, parent))
+                             parent_card=store.lineage(parent))
     try:
         return _build_and_publish(declared, config, store, phase_input, parent, force)
     finally:
@@ -208,6 +182,7 @@ def run_phase(
 def _build_and_publish(phase: Phase, config: ArenaConfig, store: HubStore,
                        phase_input: PhaseInput, parent: VersionRef | None,
                        force: bool) -> VersionRef:
+    """The latest version when it was built from the same inputs, else build and publish."""
     experts: list[dict[str, Any]] | None = []
     if phase.uses_experts:
         try:
@@ -216,12 +191,22 @@ def _build_and_publish(phase: Phase, config: ArenaConfig, store: HubStore,
             logger.warning("%s: cannot identify every expert (%s); not checking for a reusable "
                            "version", phase.name, error)
             experts = None
-    if experts is not None and not force:
-        existing = _reusable(store, phase, fingerprint(phase, config, parent, experts))
-        if existing is not None:
-            logger.info("%s: reusing %s (built from the same parent and config; --force "
-                        "publishes a new version anyway)", phase.name, existing.spec())
-            return replace(existing, reused=True)
+    print_ = None if experts is None else fingerprint(phase, config, parent, experts)
+
+    def release() -> Release:
+        return _build(phase, config, phase_input, parent, experts, store)
+
+    ref = store.publish_artifact(phase.dataset, print_, release, force=force)
+    if not ref.reused:
+        logger.info("%s: published %s %s", phase.name, ref.repo_id, ref.version)
+    return ref
+
+
+def _build(phase: Phase, config: ArenaConfig, phase_input: PhaseInput,
+           parent: VersionRef | None, experts: list[dict[str, Any]] | None,
+           store: HubStore | None = None) -> Release:
+    """Run the builder; its rows, card (with cost and fingerprint) and figures."""
+    from warriorcoder.hub import Release
 
     plan = plan_phase(phase, config, phase_input.rows)
     logger.info("%s: plan: %d LLM calls, ~%d prompt and <= %d generated tokens, ~%d rows",
@@ -237,6 +222,12 @@ def _build_and_publish(phase: Phase, config: ArenaConfig, store: HubStore,
         logger.warning("%s: %s", phase.name, note)
         output.content.sections.append(CardSection("Fewer rows than planned", note + "."))
     output.content.cost = {"planned": plan.to_dict(), "actual": actual}
+    if phase.name == PHASES[-1] and store is not None:  # the whole lineage's funnel, cost
+        from warriorcoder.report.lineage import lineage_card_sections
+
+        output.content.sections += lineage_card_sections(store, parent, {
+            "dataset": phase.dataset, "counts": dict(output.content.counts),
+            "cost": output.content.cost})
     if experts is None:
         experts = expert_records(phase_input)
     output.content.fingerprint = fingerprint(phase, config, parent, experts)
@@ -245,8 +236,5 @@ def _build_and_publish(phase: Phase, config: ArenaConfig, store: HubStore,
         return render_dataset_card(phase=phase, ref=ref, parent=parent, config=config,
                                    dataset=output.dataset, content=output.content)
 
-    ref = store.publish(phase.dataset, output.dataset, render,
-                        files=output.content.figure_files())
-    logger.info("%s: published %s %s (%d rows)", phase.name, ref.repo_id, ref.version,
-                len(output.dataset))
-    return ref
+    logger.info("%s: %d rows built", phase.name, len(output.dataset))
+    return Release(render_card=render, rows=output.dataset, files=output.content.files())

@@ -10,6 +10,12 @@ the OpenAI API and the server's own guided-decoding field (`flavor`: "vllm" acce
 and `json_schema`, None none), so a request sent in another server's dialect is refused rather
 than silently unconstrained. 429 `rate_limit_error` past a model's `max_concurrent_requests`.
 
+`tgi_rules=True` serves the `/v1` routes as text-generation-inference does: it validates them
+with the rules of `/generate` (`top_p` must be > 0.0 and < 1.0, at most the model's
+`max_stop_sequences` stop strings) and answers a violation with TGI's 422
+`{"error", "error_type": "validation"}`, so a client that sends OpenAI's default `top_p: 1.0`
+fails here as it does against a real TGI.
+
 Answers come from the same `Responder`s as the TGI test server (`tgi_server.FakeModel`), which
 are given a TGI-shaped view of the request (`inputs`, `parameters.seed`, `parameters.stop`,
 `messages`), so the simulators work on both. As OpenAI-compatible servers do, a matched stop
@@ -59,16 +65,19 @@ class _OpenAIApp(_App):
     """OpenAI routes on the TGI test server's machinery (faults, counters, latency)."""
 
     def __init__(self, models: Mapping[str, FakeModel], latency_s: float, faults: Faults,
-                 flavor: str | None, report_revision: bool) -> None:
+                 flavor: str | None, report_revision: bool, tgi_rules: bool = False) -> None:
         super().__init__(models, latency_s, faults)
         self.flavor = flavor
         self.report_revision = report_revision
+        self.tgi_rules = tgi_rules
         self.constraints: list[dict[str, Any]] = []
         """The guided-decoding fields of every accepted request, in arrival order."""
         self.bodies: list[dict[str, Any]] = []
         """Every generation request body received, in arrival order."""
 
     def error(self, status: int, message: str, error_type: str) -> web.Response:
+        if self.tgi_rules:  # TGI answers its /v1 routes in its own error shape
+            return super().error(status, message, error_type)
         kind = {429: "rate_limit_error", 404: "invalid_request_error"}.get(status, error_type)
         if status >= 500:
             kind = "server_error"
@@ -144,6 +153,8 @@ class _OpenAIApp(_App):
         if payload.get("model") not in (model.model_id, None):
             raise _ValidationError(f"The model `{payload.get('model')}` does not exist.", 404,
                                    "invalid_request_error")
+        if self.tgi_rules:
+            self._validate_as_tgi(payload, model)
         temperature = payload.get("temperature", 1.0)
         if not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
             raise _ValidationError("temperature must be in [0, 2]", 400, "invalid_request_error")
@@ -164,6 +175,19 @@ class _OpenAIApp(_App):
         guided = {k: payload[k] for k in GUIDED_FIELDS[self.flavor] if k in payload}
         if guided:
             self.constraints.append(guided)
+
+    @staticmethod
+    def _validate_as_tgi(payload: dict[str, Any], model: FakeModel) -> None:
+        """TGI's router validation of `/generate`, which its `/v1` routes go through too."""
+        top_p = payload.get("top_p")
+        if top_p is not None and not 0 < top_p < 1:
+            raise _ValidationError("Input validation error: `top_p` must be > 0.0 and < 1.0")
+        stop = payload.get("stop") or []
+        stop = [stop] if isinstance(stop, str) else stop
+        if len(stop) > model.max_stop_sequences:
+            raise _ValidationError(
+                f"Input validation error: `stop` supports up to {model.max_stop_sequences} "
+                f"stop sequences. Given: {len(stop)}")
 
     def _view(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
         """The TGI-shaped payload the responders read."""
@@ -238,16 +262,18 @@ class OpenAITestServer(TGITestServer):
 
     def __init__(self, models: Mapping[str, FakeModel] | None = None, *,
                  flavor: str | None = None, report_revision: bool = False,
-                 **options: Any) -> None:
+                 tgi_rules: bool = False, **options: Any) -> None:
         if flavor not in GUIDED_FIELDS:
             raise ValueError(f"flavor must be one of {sorted(map(str, GUIDED_FIELDS))}")
         self._flavor = flavor
         self._report_revision = report_revision
+        self._tgi_rules = tgi_rules
         super().__init__(models, **options)
 
     def make_app(self, models: Mapping[str, FakeModel], latency_s: float,
                  faults: Faults) -> _App:
-        return _OpenAIApp(models, latency_s, faults, self._flavor, self._report_revision)
+        return _OpenAIApp(models, latency_s, faults, self._flavor, self._report_revision,
+                          self._tgi_rules)
 
     @property
     def base(self) -> str:

@@ -231,7 +231,7 @@ def compressed_rows(miners: Sequence[str]) -> list[dict[str, Any]]:
 def publish_parent(store: HubStore, phase: str, rows: Sequence[Mapping[str, Any]],
                    features: datasets.Features | None = None) -> VersionRef:
     """Publish hand-made rows as a version of `phase`'s dataset, with a minimal card."""
-    from warriorcoder.phases import get_phase
+    from warriorcoder.builders import get_phase
 
     dataset = datasets.Dataset.from_list(list(rows), features=features)
     return store.publish(get_phase(phase).dataset, dataset,

@@ -3,8 +3,8 @@
 Each phase module declares its facts beside its code, as `datasets` builders declare their info:
 
     PHASE = Phase(name="battle", dataset="battles", parent="compress",
-                  required_columns=("id", "expert", "instruction"), summary="...",
-                  config_sections=("battle",), uses_experts=True)
+                  required_columns=("id", "expert", "instruction"), features=FEATURES,
+                  summary="...", config_sections=("battle",), uses_experts=True)
 
     @PHASE.builder
     def build(phase_input: PhaseInput) -> PhaseOutput: ...
@@ -12,8 +12,11 @@ Each phase module declares its facts beside its code, as `datasets` builders dec
     @PHASE.planner
     def plan(config: ArenaConfig, rows_in: int | None) -> PhasePlan: ...
 
-`warriorcoder.phases` collects the six declarations in pipeline order; `warriorcoder.runner`
-reads the parent version, checks the required columns, builds, renders the card and publishes.
+`warriorcoder.builders` (this package's `__init__`) collects the six declarations in pipeline
+order; `warriorcoder.runner` reads the parent version, checks the required columns, builds,
+renders the card and publishes. A phase's `config_sections` are what its fingerprint holds:
+list only the sections that change its rows (or its card), so that changing any other
+section reuses its version.
 """
 
 from __future__ import annotations
@@ -107,8 +110,12 @@ class Phase:
     """One or two sentences for the card."""
     required_columns: tuple[str, ...] = ()
     """Columns the parent version must have; checked once, before the builder runs."""
+    features: datasets.Features | None = field(default=None, repr=False)
+    """Columns and types of the dataset it writes, from a parent its parent phase wrote (a
+    phase that passes its parent's columns on also keeps any other column it is given)."""
     config_sections: tuple[str, ...] = ()
-    """Config sections that determine its output (with the parent version and the experts)."""
+    """Config sections that determine its output (with the parent version and the experts):
+    its fingerprint holds these and no other, so a change elsewhere reuses its version."""
     uses_experts: bool = False
     """Whether it sends LLM calls (so its output also depends on the experts' identities)."""
     task_categories: tuple[str, ...] = ("text-generation",)

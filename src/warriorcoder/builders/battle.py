@@ -1,6 +1,6 @@
 """`battle` -> `battles`: each instruction's miner (attacker) and its scheduled defenders answer.
 
-Defenders come from `schedule.schedule_defenders` (equal attack and defence turns, pairs met
+Defenders come from `scoring.schedule.schedule_defenders` (equal attack and defence turns, pairs met
 about equally often, a deterministic function of `battle.seed`). Both sides answer through the
 chat path; an answer a competitor gives to an instruction is asked once even when it fights
 several battles over it. Answers cut by the length limit are kept and flagged `truncated_*`.
@@ -14,13 +14,14 @@ from typing import Any
 import datasets
 
 from warriorcoder.builders.base import Phase, PhaseInput, PhaseOutput, PhasePlan, expert_records
-from warriorcoder.builders.common import derive_seed, mean_text_tokens, stable_id
-from warriorcoder.builders.schedule import Schedule, schedule_defenders
 from warriorcoder.config import ArenaConfig
 from warriorcoder.dataset_cards import CardContent, CardSection, markdown_table
-from warriorcoder.dataset_cards.response_stats import battle_code_section
+from warriorcoder.dataset_cards.arena_sections import battle_code_section
 from warriorcoder.errors import InputDatasetError, PhaseError
 from warriorcoder.generation.types import ChatRequest, GenerationResult, SamplingParams
+from warriorcoder.planning import mean_text_tokens
+from warriorcoder.scoring.schedule import Schedule, schedule_defenders
+from warriorcoder.scoring.seeds import derive_seed, stable_id
 
 SIDES = ("attacker", "defender")
 
@@ -53,6 +54,7 @@ PHASE = Phase(
     summary="Pairwise battles: each instruction's miner (attacker) and a scheduled defender "
     "both answer it.",
     required_columns=REQUIRED_COLUMNS,
+    features=FEATURES,
     config_sections=("battle",),
     uses_experts=True,
 )

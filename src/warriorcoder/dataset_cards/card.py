@@ -9,21 +9,46 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as package_version_of
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import datasets
 import yaml
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from warriorcoder.config import ArenaConfig
+from warriorcoder.lineage import LINEAGE_KEY, card_lineage, package_version
 
-if TYPE_CHECKING:
-    from warriorcoder.builders.base import Phase
+__all__ = ["CardContent", "CardSection", "Figure", "PhaseFacts", "VersionLike", "card_lineage",
+           "markdown_table", "package_version", "portable_load_snippet", "render_dataset_card",
+           "size_category"]
 
 TEMPLATE = Path(__file__).parent / "templates" / "dataset_card.md"
+
+
+class PhaseFacts(Protocol):
+    """What a dataset card needs to know of the phase that wrote it (a `Phase` has it)."""
+
+    name: str
+    dataset: str
+    summary: str
+    task_categories: tuple[str, ...]
+
+
+class VersionLike(Protocol):
+    """A published version as cards name it (a hub `VersionRef` is one)."""
+
+    dataset: str
+    repo_id: str
+    version: str
+    revision: str
+    data_files: str
+
+    @property
+    def is_local(self) -> bool: ...
+
+    def load_snippet(self, relative_to: Path | None = None) -> str: ...
+
 
 @dataclass(frozen=True)
 class Figure:
@@ -58,15 +83,46 @@ class CardContent:
     """Hash of what determines the rows (parent revision, config sections, experts); a rerun
     with the same fingerprint reuses this version instead of publishing a copy."""
 
+    configs: dict[str, datasets.Dataset] = field(default_factory=dict)
+    """More configs of this version beside `default` (e.g. sft_final's `preference` pairs):
+    name -> rows, published as `<name>/train-*.parquet` and listed in the card's `configs:`,
+    so `load_dataset(repo, name, revision=...)` loads them."""
+
     def figure_files(self) -> dict[str, bytes]:
         return {f.path: f.png for s in self.sections for f in s.figures}
 
+    def config_files(self) -> dict[str, bytes]:
+        """The parquet file of each extra config, named with a hash of its bytes (as the
+        default config's shards are, so `datasets`' cache tells versions apart)."""
+        return {config_data_files(name, data)[0]: data for name, data in self._parquet().items()}
 
-def package_version() -> str:
-    try:
-        return package_version_of("warriorcoder")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0+unknown"
+    def files(self) -> dict[str, bytes]:
+        """Every file of the version besides README.md and data/: figures and extra configs."""
+        return {**self.figure_files(), **self.config_files()}
+
+    def _parquet(self) -> dict[str, bytes]:
+        import io
+
+        out = {}
+        for name, rows in self.configs.items():
+            buffer = io.BytesIO()
+            rows.to_parquet(buffer)
+            out[name] = buffer.getvalue()
+        return out
+
+    def config_entries(self) -> list[dict[str, Any]]:
+        """The card's `configs:` entries of the extra configs."""
+        return [{"config_name": name,
+                 "data_files": [{"split": "train", "path": config_data_files(name, data)[1]}]}
+                for name, data in self._parquet().items()]
+
+
+def config_data_files(name: str, parquet: bytes) -> tuple[str, str]:
+    """(the file, the card's pattern) of an extra config's parquet bytes."""
+    import hashlib
+
+    token = hashlib.sha256(parquet).hexdigest()[:12]
+    return (f"{name}/train-00000-of-00001-{token}.parquet", f"{name}/train-*-{token}.parquet")
 
 
 def size_category(num_rows: int) -> str:
@@ -81,9 +137,9 @@ def size_category(num_rows: int) -> str:
 
 def render_dataset_card(
     *,
-    phase: Phase,
-    ref: Any,
-    parent: Any | None,
+    phase: PhaseFacts,
+    ref: VersionLike,
+    parent: VersionLike | None,
     config: ArenaConfig,
     dataset: datasets.Dataset,
     content: CardContent,
@@ -118,8 +174,9 @@ def render_dataset_card(
         tags=["code", "synthetic", "warriorcoder", f"warriorcoder-{phase.name}"],
         pretty_name=f"WarriorCoder {phase.dataset}",
         configs=[{"config_name": "default",
-                  "data_files": [{"split": "train", "path": ref.data_files}]}],
-        warriorcoder=lineage,
+                  "data_files": [{"split": "train", "path": ref.data_files}]},
+                 *content.config_entries()],
+        **{LINEAGE_KEY: lineage},
     )
     card = DatasetCard.from_template(
         card_data,
@@ -130,7 +187,7 @@ def render_dataset_card(
         repo_id=ref.repo_id,
         version=ref.version,
         package_version=package_version(),
-        load_snippet=ref.load_snippet(relative_to=config.base_dir),
+        load_snippet=portable_load_snippet(ref, config),
         num_rows=len(dataset),
         columns=[(name, str(feature)) for name, feature in dataset.features.items()],
         counts=content.counts,
@@ -141,6 +198,21 @@ def render_dataset_card(
         config_yaml=yaml.safe_dump(config_data, sort_keys=False),
     )
     return str(card)
+
+
+def portable_load_snippet(ref: Any, config: ArenaConfig) -> str:
+    """The how-to-load code a card shows for `ref` (a `VersionLike` or a training source).
+
+    A Hub version loads by repo and tag from anywhere. A local version loads by its path from
+    the folder that holds the hub's root folder (after `make demo`, the project root:
+    `hub/local/...`), with a comment saying so: a card holds no absolute path, and the
+    config's folder is no place a user runs code from."""
+    root = Path(config.hub.root).absolute()
+    snippet = ref.load_snippet(relative_to=root.parent)
+    if snippet == ref.load_snippet(relative_to=None):  # on the Hub: no path in it
+        return snippet
+    note = f"# a local version: run this from the folder that holds `{root.name}/`\n"
+    return snippet.replace("\nds = ", f"\n{note}ds = ", 1)
 
 
 def _cost_sections(cost: Mapping[str, Any]) -> list[CardSection]:
@@ -165,15 +237,6 @@ def _cost_sections(cost: Mapping[str, Any]) -> list[CardSection]:
 def _section_view(section: CardSection) -> dict[str, Any]:
     return {"title": section.title, "markdown": section.markdown,
             "figures": [{"title": f.title, "path": f.path} for f in section.figures]}
-
-
-def card_lineage(card_text: str) -> dict[str, Any]:
-    """The `warriorcoder` metadata block (phase, parent, config, counts) of a card."""
-    card = DatasetCard(card_text)
-    lineage = card.data.to_dict().get("warriorcoder")
-    if not isinstance(lineage, dict):
-        raise ValueError("this card has no `warriorcoder` metadata (not written by warriorcoder)")
-    return lineage
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

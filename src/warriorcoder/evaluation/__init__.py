@@ -2,7 +2,7 @@
 
 `evaluate(config, target, benchmarks=[...])` is the engine of `warriorcoder evaluate`
 (`engine.py`); problems come from `benchmarks.py`, prompts from `prompts.py`, sanitising from
-`sanitize.py`, programs run in `sandbox.py` and are scored by `scoring.py`; the `evals`
+`warriorcoder.sandbox`, programs run in that sandbox and are scored by `scoring.py`; the `evals`
 dataset and its card are in `card.py`.
 """
 
@@ -18,9 +18,8 @@ from warriorcoder.evaluation.card import model_card_section, publish_report, ren
 from warriorcoder.evaluation.engine import evaluate, read_samples, resolve_target
 from warriorcoder.evaluation.prompts import INSTRUCTION_PREFIX, RESPONSE_PREFIX
 from warriorcoder.evaluation.report import STATUSES, EvalReport, SampleResult, Status
-from warriorcoder.evaluation.sandbox import ISOLATIONS, Limits, detect_isolation
-from warriorcoder.evaluation.sanitize import sanitize
 from warriorcoder.evaluation.scoring import Settings, check_solution, estimate_pass_at_k
+from warriorcoder.sandbox import ISOLATIONS, Limits, detect_isolation, sanitize
 
 __all__ = [
     "BENCHMARKS",

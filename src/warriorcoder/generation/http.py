@@ -31,18 +31,10 @@ from warriorcoder.generation.guided import check_grammar
 from warriorcoder.generation.journal import Journal
 from warriorcoder.generation.templates import load_tokenizer
 from warriorcoder.generation.types import ExpertInfo, GenerationResult, Request
+from warriorcoder.generation.wire import CallError, describe_down
 from warriorcoder.secrets import read_json_headers, read_secret
 
 logger = logging.getLogger(__name__)
-
-
-class CallError(Exception):
-    """One failed attempt; `retryable` for 429, 5xx, timeouts and connection errors."""
-
-    def __init__(self, message: str, retryable: bool, retry_after: float | None = None):
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after = retry_after
 
 
 def endpoint_headers(expert: ExpertConfig) -> dict[str, str]:
@@ -122,17 +114,6 @@ async def http_json(
         raise CallError(f"{type(error).__name__} on {url}: {error}", retryable=True) from None
     except json.JSONDecodeError as error:
         raise CallError(f"invalid JSON from {url}: {error}", retryable=True) from None
-
-
-def cut_at_stops(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
-    """The text before the earliest stop string, and whether one was found."""
-    cut = -1
-    for stop in stops:
-        if stop:
-            pos = text.find(stop)
-            if pos >= 0 and (cut < 0 or pos < cut):
-                cut = pos
-    return (text, False) if cut < 0 else (text[:cut], True)
 
 
 @dataclass
@@ -222,10 +203,6 @@ class Router:
     def down_message(self) -> str:
         urls = ", ".join(f"{e.url} ({e.last_error})" for e in self.endpoints)
         return f"not sent: every endpoint of expert {self.name!r} stays down: {urls}"
-
-
-def describe_down(down: dict[str, str]) -> str:
-    return "; ".join(f"{url} ({error})" for url, error in down.items())
 
 
 class HTTPBackend:

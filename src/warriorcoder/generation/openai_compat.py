@@ -5,9 +5,11 @@
 - A `CompletionRequest` (mining, any rendered template) goes to `/v1/completions` with the raw
   prompt; a `ChatRequest` to `/v1/chat/completions`. As on TGI's `/generate`, these servers
   tokenize a raw prompt with the tokenizer's special tokens (the BOS).
-- Sampling maps field by field: `max_tokens`, `temperature` (0 is greedy), `top_p` (1.0 is
-  sent as it is: TGI's "< 1" rule does not apply here), `seed`, `stop` (at most 4 are sent, as
-  OpenAI's API allows; every stop string is also applied to the text here).
+- Sampling maps field by field: `max_tokens`, `temperature` (0 is greedy), `top_p` (1.0, every
+  server's default, is left out: TGI's `/v1` routes answer `top_p: 1.0` with a 422, as its
+  `/generate` does), `seed`, `stop` (at most 4 are sent, as OpenAI's API allows; every stop
+  string is also applied to the text here). The journal keys the request's `SamplingParams`,
+  not this body.
 - Finish reasons: `length` stays `length`; `stop` is `stop_sequence` when a stop string was
   met (vLLM's `stop_reason`, or found in the text) and `eos_token` otherwise. Token counts come
   from `usage`.
@@ -28,15 +30,8 @@ import aiohttp
 from warriorcoder.config import ExpertConfig, GenerationConfig
 from warriorcoder.errors import ConfigError
 from warriorcoder.generation.guided import guided_fields
-from warriorcoder.generation.http import (
-    CallError,
-    Endpoint,
-    HTTPBackend,
-    cut_at_stops,
-    http_json,
-)
+from warriorcoder.generation.http import Endpoint, HTTPBackend, http_json
 from warriorcoder.generation.journal import Journal
-from warriorcoder.generation.tgi import CHAT_FINISH, chat_result
 from warriorcoder.generation.types import (
     ChatRequest,
     CompletionRequest,
@@ -45,6 +40,7 @@ from warriorcoder.generation.types import (
     Request,
     revision_from,
 )
+from warriorcoder.generation.wire import CHAT_FINISH, CallError, chat_result, cut_at_stops
 
 DEFAULT_CONCURRENCY = 16
 """Requests in flight per URL when `max_concurrency` is not set."""
@@ -115,14 +111,10 @@ class OpenAIBackend(HTTPBackend):
             body["prompt"] = request.prompt
         else:
             body["messages"] = [{"role": r, "content": c} for r, c in request.messages]
-        body.update(
-            max_tokens=p.max_new_tokens,
-            temperature=p.temperature,
-            top_p=p.top_p,
-            seed=p.seed,
-            n=1,
-            stream=False,
-        )
+        body.update(max_tokens=p.max_new_tokens, temperature=p.temperature)
+        if p.top_p < 1.0:  # 1.0 is the default everywhere, and TGI's /v1 routes refuse it
+            body["top_p"] = p.top_p
+        body.update(seed=p.seed, n=1, stream=False)
         if p.stop:
             body["stop"] = list(p.stop[:MAX_STOP_SENT])
         if p.grammar is not None:

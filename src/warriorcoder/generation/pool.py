@@ -35,8 +35,7 @@ import aiohttp
 
 from warriorcoder import errors
 from warriorcoder.config import ArenaConfig, ExpertConfig, GenerationConfig
-from warriorcoder.generation.backend import Backend, Call, backend_for
-from warriorcoder.generation.http import describe_down
+from warriorcoder.generation.backend import Backend, Call
 from warriorcoder.generation.journal import Journal, request_key
 from warriorcoder.generation.progress import Progress
 from warriorcoder.generation.templates import template_for
@@ -49,51 +48,34 @@ from warriorcoder.generation.types import (
     Request,
     TokenUsage,
 )
+from warriorcoder.generation.wire import describe_down
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 EndpointDown = errors.EndpointDownError
 """The old name of `errors.EndpointDownError`, kept importable."""
+GenerationFailed = errors.GenerationFailed
+"""Defined in `errors`; kept importable from here."""
 
 
-class GenerationFailed(errors.GenerationError):
-    """Some calls failed for good; every other call finished and is in the journal.
+def backend_for(
+    expert: ExpertConfig, generation: GenerationConfig, journal: Journal, cache_root: Path
+) -> Backend:
+    """The backend of one expert's config: `local`, else `api` (tgi or openai).
 
-    `failures` pairs each failed request with its error, `down` maps experts to the endpoints
-    that stayed down, `results` holds every result in request order (failed ones with
-    `error` set). Running the phase again sends only the calls that have no result."""
+    Raises `MissingSecretError` when `token_env`/`headers_env` name an unset variable."""
+    if expert.local is not None:
+        from warriorcoder.generation.local import LocalBackend
 
-    def __init__(
-        self,
-        failures: list[tuple[Request, str]],
-        down: dict[str, list[str]],
-        results: list[GenerationResult],
-        journal: Path,
-    ) -> None:
-        self.failures = failures
-        self.down = down
-        self.results = results
-        self.journal = journal
-        super().__init__(self._message())
+        return LocalBackend(expert, generation, cache_root)
+    if expert.api == "openai":
+        from warriorcoder.generation.openai_compat import OpenAIBackend
 
-    def _message(self) -> str:
-        done = sum(r.ok for r in self.results)
-        lines = [
-            f"{len(self.failures)} of {len(self.results)} calls failed; the other {done} are "
-            f"done and journaled in {self.journal}."
-        ]
-        for expert, endpoints in sorted(self.down.items()):
-            lines.append(f"  expert {expert!r} stayed down: {'; '.join(endpoints)}")
-        counts: dict[str, int] = {}
-        for _, error in self.failures:
-            counts[error] = counts.get(error, 0) + 1
-        for error, count in sorted(counts.items(), key=lambda kv: -kv[1])[:5]:
-            lines.append(f"  {count} x {error}")
-        lines.append(
-            "Running the phase again sends only the failed calls (bring the endpoints back first)."
-        )
-        return "\n".join(lines)
+        return OpenAIBackend(expert, generation, journal)
+    from warriorcoder.generation.tgi import TGIBackend
+
+    return TGIBackend(expert, generation, journal)
 
 
 @dataclass
@@ -129,7 +111,7 @@ class ExpertPool:
         progress: bool | None = None,
     ) -> None:
         """Raises `MissingSecretError` for an unset `token_env`/`headers_env`, and
-        `FileNotFoundError` for a local model that is not there."""
+        `ModelLoadError` for a local model that is not there."""
         self.experts = {expert.name: expert for expert in experts}
         self.config = generation
         self.progress = progress
@@ -155,7 +137,7 @@ class ExpertPool:
         try:
             return self.backends[name]
         except KeyError:
-            raise KeyError(
+            raise errors.UnknownNameError(
                 f"unknown expert {name!r}; known experts: {sorted(self.experts)}"
             ) from None
 
@@ -231,7 +213,7 @@ class ExpertPool:
         requests = list(requests)
         unknown = sorted({r.expert for r in requests} - set(self.experts))
         if unknown:
-            raise KeyError(
+            raise errors.UnknownNameError(
                 f"requests name unknown experts {unknown}; known: {sorted(self.experts)}"
             )
         checked: set[tuple[str, str]] = set()

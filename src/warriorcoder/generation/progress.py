@@ -9,6 +9,8 @@ import time
 
 from tqdm.auto import tqdm
 
+from warriorcoder.generation.run_progress import advance_run
+
 
 class Progress:
     """Counts results of one `ExpertPool.run`; cached results count as done from the start."""
@@ -26,6 +28,7 @@ class Progress:
             mininterval=0.2,
         )
         self.enabled = enabled
+        advance_run(cached)  # answered from the journal: done for the run's line too
         self.in_flight = 0
         self.failures = 0
         self.tokens = 0
@@ -40,6 +43,7 @@ class Progress:
         self.in_flight -= 1
         self.tokens += generated_tokens
         self.failures += count if failed else 0
+        advance_run(count)
         if not self.enabled:
             return
         self.bar.update(count)

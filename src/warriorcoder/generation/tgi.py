@@ -1,12 +1,10 @@
 """The TGI backend on aiohttp: `/info`, `/generate` and `/v1/chat/completions` with TGI's rules.
 
 It speaks the protocol `huggingface_hub.AsyncInferenceClient` speaks, without its per-call
-cost: measured with benchmarks/generation_throughput.py (C=64, L=0.1 s), AsyncInferenceClient
-spends 1.4-2.1 ms of client CPU per call (httpx, a thread hop per response, a token lookup per
-call) and reaches 0.7 of a bare aiohttp client's rate; this client with the journal spends
-~0.4 ms and reaches 0.98 of it. AsyncInferenceClient also refuses every URL, a local TGI
-included, when `HF_HUB_OFFLINE=1`, and sends the user's saved Hub token to any URL when no
-token is given; here only the expert's `token_env` is sent, and only to its own URLs.
+client cost (benchmarks/generation_throughput.py measures both clients; the README holds the
+figures). AsyncInferenceClient also refuses every URL, a local TGI included, when
+`HF_HUB_OFFLINE=1`, and sends the user's saved Hub token to any URL when no token is given;
+here only the expert's `token_env` is sent, and only to its own URLs.
 
 TGI's rules: `top_p` must be in (0, 1), so 1.0 is sent as "not set"; temperature 0 means greedy
 (`do_sample` false); at most `max_stop_sequences` stop strings go to the server and every stop
@@ -20,13 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from warriorcoder.generation.http import (
-    CallError,
-    Endpoint,
-    HTTPBackend,
-    cut_at_stops,
-    http_json,
-)
+from warriorcoder.generation.http import Endpoint, HTTPBackend, http_json
 from warriorcoder.generation.types import (
     ChatRequest,
     CompletionRequest,
@@ -36,6 +28,7 @@ from warriorcoder.generation.types import (
     Request,
     revision_from,
 )
+from warriorcoder.generation.wire import CallError, chat_result, cut_at_stops
 
 
 def expert_info(name: str, info: dict[str, Any], max_concurrency: int | None,
@@ -93,39 +86,6 @@ def chat_body(request: ChatRequest, max_stop: int) -> bytes:
     if p.grammar is not None:
         body["response_format"] = p.grammar
     return json.dumps(body).encode()
-
-
-CHAT_FINISH: dict[str, FinishReason] = {
-    "length": "length",
-    "stop": "eos_token",
-    "eos_token": "eos_token",
-    "stop_sequence": "stop_sequence",
-}
-"""OpenAI-style finish reasons (TGI's chat route, OpenAI-compatible servers) as ours."""
-
-
-def chat_result(body: Any, request: ChatRequest, info: ExpertInfo) -> GenerationResult:
-    """A `/v1/chat/completions` answer as a result (stop strings applied here too)."""
-    try:
-        choice = body["choices"][0]
-        text = choice["message"].get("content") or ""
-        usage = body.get("usage") or {}
-    except (KeyError, IndexError, TypeError, AttributeError):
-        raise CallError(f"unexpected chat answer: {str(body)[:200]}", True) from None
-    reason = CHAT_FINISH.get(choice.get("finish_reason") or "stop", "eos_token")
-    if isinstance(choice.get("stop_reason"), str):  # vLLM names the stop string it met
-        reason = "stop_sequence"
-    text, cut = cut_at_stops(text, request.params.stop)
-    if cut:
-        reason = "stop_sequence"
-    return GenerationResult(
-        text=text,
-        finish_reason=reason,
-        generated_tokens=int(usage.get("completion_tokens") or 0),
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        model_id=info.model_id,
-        model_revision=info.model_revision,
-    )
 
 
 class TGIBackend(HTTPBackend):

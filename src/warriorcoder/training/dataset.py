@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,31 @@ class DatasetSource:
     """The dataset repo, e.g. `my-org/warriorcoder-sft_final`."""
     version: str
     """The pinned version (a tag such as `v3`)."""
-    location: str
-    """The local folder of that version, or the Hub repo id."""
+    location: str | None
+    """The local folder of that version, or the Hub repo id (None: read back from a
+    `training_result.json`, which names no local folder)."""
     revision: str | None = None
     """The exact commit of that version on the Hub, where known."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """As published in `training_result.json`: a local folder is left out (it names the
+        training machine); repo, version and revision say which rows were used."""
+        data = asdict(self)
+        if self.location and Path(self.location).is_absolute():
+            data["location"] = None
+        return data
+
+    def load_snippet(self, relative_to: Path | None = None) -> str:
+        """Python code that loads exactly this version (a local folder relative to
+        `relative_to`, as a dataset card writes it)."""
+        if self.location and Path(self.location).is_absolute():
+            where = self.location
+            if relative_to is not None:
+                where = Path(os.path.relpath(self.location, relative_to)).as_posix()
+            call = f"load_dataset({where!r}, split='train')"
+        else:
+            call = f"load_dataset({self.repo_id!r}, revision={self.version!r}, split='train')"
+        return f"from datasets import load_dataset\n\nds = {call}\n"
 
     def __str__(self) -> str:
         return f"{self.repo_id}@{self.version}"

@@ -56,6 +56,7 @@ class TrainResult:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["checkpoint_dir"] = "."  # the folder this file is in: no local path is published
+        data["dataset"] = self.dataset.to_dict()
         data["loss_history"] = [list(point) for point in self.loss_history]
         return data
 

@@ -21,26 +21,36 @@ computed as global / (micro batch x world size), and a batch that does not divid
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
 import os
 import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 from pydantic import ValidationError
 
-from warriorcoder.builders.sizing import PAPER_EPOCHS, epochs_warning, implied_epochs
 from warriorcoder.config import ArenaConfig, ConfigError, TrainConfig, load_config
-from warriorcoder.dataset_cards.card import package_version
 from warriorcoder.errors import TrainingError, WarriorcoderError
-from warriorcoder.generation.local import loadable_model
+from warriorcoder.generation.loading import loadable_model
 from warriorcoder.hub import parse_spec
+from warriorcoder.planning import PAPER_EPOCHS, epochs_warning, implied_epochs
+from warriorcoder.training.checkpoint import (
+    portable_base_model,
+    publish_result,
+    reusable_result,
+    training_fingerprint,
+    write_card_and_result,
+)
 from warriorcoder.training.dataset import DatasetSource, load_sft_dataset
-from warriorcoder.training.formatting import IGNORE_INDEX, PromptFormat, tokenize_dataset
+from warriorcoder.training.formatting import (
+    IGNORE_INDEX,
+    PromptFormat,
+    TokenizedData,
+    tokenize_dataset,
+)
 from warriorcoder.training.result import TrainResult
 
 logger = logging.getLogger(__name__)
@@ -131,43 +141,6 @@ def _loss_history(log_history: list[dict[str, Any]]) -> list[tuple[int, float]]:
     return [(int(entry["step"]), float(entry["loss"])) for entry in log_history if "loss" in entry]
 
 
-def training_fingerprint(config: ArenaConfig, source: DatasetSource) -> str:
-    """sha256 of what determines a checkpoint: the dataset version and revision, the `train`
-    settings (paths and logging left out) and the package version."""
-    settings = config.to_card_dict()["train"]
-    for key in ("output_dir", "logging_steps", "save_steps", "dataset"):
-        settings.pop(key, None)
-    payload = {"dataset": [source.repo_id, source.version, source.revision],
-               "train": settings, "package": package_version()}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def reusable_result(final_dir: Path, print_: str) -> TrainResult | None:
-    """The finished checkpoint in `final_dir` when it was trained with fingerprint `print_`."""
-    try:
-        done = TrainResult.read(final_dir)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return done if done.fingerprint == print_ else None
-
-
-def _publish_once(result: TrainResult, config: ArenaConfig) -> None:
-    """Publish the checkpoint unless this very checkpoint is already a version in the store."""
-    from warriorcoder.hub import HubStore
-    from warriorcoder.training.publish import MODEL_REPO, publish_checkpoint
-
-    if result.published:
-        store = HubStore.from_config(config.hub)
-        version = result.published.rpartition("@")[2]
-        if any(ref.version == version for ref in store.versions(MODEL_REPO)):
-            _say(f"{result.published} already holds this checkpoint; not published again")
-            return
-    published = publish_checkpoint(result.checkpoint_dir, config.hub)
-    result.published = published.spec()
-    result.write(result.checkpoint_dir)
-    _say(f"published {published.spec()} at {published.location}")
-
-
 def train_from_config(
     config: ArenaConfig,
     dataset: str | None = None,
@@ -186,86 +159,125 @@ def train_from_config(
     `ConfigError`, `HubError`.
     """
     config = apply_overrides(config, overrides)
-    train = config.train
-    if spec := dataset or train.dataset:
+    if spec := dataset or config.train.dataset:
         parse_spec(spec)  # a malformed spec fails before DeepSpeed and torch start
     ensure_process_group_env()
-
     # Heavy imports after the cheap validation above, and after the process-group environment.
-    import torch
-    from transformers import (
-        AutoModelForCausalLM,
-        AutoTokenizer,
-        DataCollatorForSeq2Seq,
-        DataCollatorWithFlattening,
-        Trainer,
-    )
-    from transformers.trainer_utils import get_last_checkpoint
-
     from warriorcoder.training.arguments import (
         attach_deepspeed_comm,
         build_training_arguments,
         deepspeed_config_name,
         load_deepspeed_config,
     )
-    from warriorcoder.training.card import write_model_card
 
-    fmt = PromptFormat(train.prompt_template, train.system_line)
-    zero_config = deepspeed_config_name(train.zero_stage, train.offload)
-    output_dir = Path(train.output_dir)
-    checkpoint = None
-    if resume:
-        checkpoint = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-        if checkpoint is None:
-            raise TrainingError(
-                f"--resume: no checkpoint-<step> folder in {output_dir} to resume from; "
-                "start without --resume (checkpoints are written every train.save_steps steps)"
-            )
-        _say(f"resuming from {checkpoint}")
-    args = build_training_arguments(train, deepspeed=load_deepspeed_config(zero_config))
+    zero_config = deepspeed_config_name(config.train.zero_stage, config.train.offload)
+    output_dir = Path(config.train.output_dir)
+    checkpoint = _last_checkpoint(output_dir) if resume else None
+    args = build_training_arguments(config.train,
+                                    deepspeed=load_deepspeed_config(zero_config))
     attach_deepspeed_comm()
 
     raw, source = load_sft_dataset(config, dataset)
-    how = "pinned" if dataset or train.dataset else "the newest version in the hub store"
+    how = "pinned" if spec else "the newest version in the hub store"
     _say(f"dataset {source} ({how}; {len(raw)} rows, from {source.location})")
     print_ = training_fingerprint(config, source)
     if not force and not resume and (done := reusable_result(output_dir / FINAL_DIR, print_)):
         _say(f"reusing {done.checkpoint_dir}: trained on {source} with the same settings "
              "(--force trains again)")
         if push:
-            _publish_once(done, config)
+            _say(publish_result(done, config))
         return done
+    run = _Run(config, args, zero_config, source, print_)
+    trainer, data, skipped = _prepare(run, raw)
+    output = trainer.train(resume_from_checkpoint=checkpoint)
+    return _finish(run, trainer, output, data, skipped, push=push, force=force)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The settings of one training run, resolved once."""
+
+    config: ArenaConfig
+    args: Any
+    """The Trainer's `TrainingArguments`."""
+    zero_config: str
+    source: DatasetSource
+    fingerprint: str
+
+    @property
+    def fmt(self) -> PromptFormat:
+        return PromptFormat(self.config.train.prompt_template, self.config.train.system_line)
+
+
+def _last_checkpoint(output_dir: Path) -> str:
+    """The newest `checkpoint-<step>` folder to resume from; raises `TrainingError`."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    checkpoint = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+    if checkpoint is None:
+        raise TrainingError(
+            f"--resume: no checkpoint-<step> folder in {output_dir} to resume from; "
+            "start without --resume (checkpoints are written every train.save_steps steps)"
+        )
+    _say(f"resuming from {checkpoint}")
+    return checkpoint
+
+
+def _prepare(run: _Run, raw: Any) -> tuple[Any, TokenizedData, int]:
+    """The Trainer on the tokenised rows (truncated targets skipped), with what it was told."""
+    from transformers import AutoTokenizer
+
+    train, args = run.config.train, run.args
     raw, skipped = skip_truncated_rows(raw, train)
     if skipped:
         _say(f"{skipped} rows skipped: their target was cut by the length limit (`truncated`; "
              "train.skip_truncated: false keeps them)")
-
     with args.main_process_first(desc="preparing the base model"):  # a GGUF converts once
-        base_model = loadable_model(train.base_model, config.generation.journal.parent / "models")
+        base_model = loadable_model(train.base_model, run.config.generation.journal.parent
+                                    / "models")
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     with args.main_process_first(desc="tokenising sft_final"):
-        data = tokenize_dataset(raw, tokenizer, fmt, train.max_length, source=str(source))
+        data = tokenize_dataset(raw, tokenizer, run.fmt, train.max_length, source=str(run.source))
+    _announce_batch(run, data)
+    tokenizer.chat_template = run.fmt.chat_template()
+    return _trainer(run, base_model, tokenizer, data), data, skipped
+
+
+def _announce_batch(run: _Run, data: TokenizedData) -> None:
+    """Print the rows, the batch arithmetic and the epochs it implies (warn when far off)."""
+    train, args, rows_used = run.config.train, run.args, data.rows_used
     _say(
-        f"{data.rows_used} rows to train on; {data.dropped_too_long} dropped as longer than "
+        f"{rows_used} rows to train on; {data.dropped_too_long} dropped as longer than "
         f"max_length={train.max_length} tokens"
     )
     _say(
         f"global batch {train.global_batch_size} = micro {train.micro_batch_size} x "
         f"accumulation {args.gradient_accumulation_steps} x world {args.world_size}; "
-        f"DeepSpeed {zero_config}; bf16={args.bf16}; {train.max_steps} steps"
+        f"DeepSpeed {run.zero_config}; bf16={args.bf16}; {train.max_steps} steps"
     )
-    epochs = implied_epochs(train, data.rows_used)
+    epochs = implied_epochs(train, rows_used)
     _say(
         f"{epochs:.2f} epochs = global batch {train.global_batch_size} x {train.max_steps} steps "
-        f"/ {data.rows_used} rows (the paper: {PAPER_EPOCHS:.1f})"
+        f"/ {rows_used} rows (the paper: {PAPER_EPOCHS:.1f})"
     )
-    warning = epochs_warning(train, data.rows_used)
-    if warning:
+    if warning := epochs_warning(train, rows_used):
         _say(f"WARNING: {warning}")
         logger.warning(warning)
 
+
+def _trainer(run: _Run, base_model: str, tokenizer: Any, data: TokenizedData) -> Any:
+    """A `Trainer` of the base model (flash attention when packing on a GPU that has it)."""
+    import torch
+    from transformers import (
+        AutoModelForCausalLM,
+        DataCollatorForSeq2Seq,
+        DataCollatorWithFlattening,
+        Trainer,
+    )
+
+    train = run.config.train
     attention = "sdpa"
     if train.packing and torch.cuda.is_available():
         from transformers.utils import is_flash_attn_2_available
@@ -273,8 +285,7 @@ def train_from_config(
         if is_flash_attn_2_available():
             attention = "flash_attention_2"
     model = AutoModelForCausalLM.from_pretrained(
-        base_model,
-        dtype=torch.bfloat16 if args.bf16 else torch.float32,
+        base_model, dtype=torch.bfloat16 if run.args.bf16 else torch.float32,
         attn_implementation=attention,
     )
     if train.packing:
@@ -284,24 +295,23 @@ def train_from_config(
         collator = DataCollatorForSeq2Seq(
             tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX, pad_to_multiple_of=8
         )
-    tokenizer.chat_template = fmt.chat_template()
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=data.dataset,
-        data_collator=collator,
-        processing_class=tokenizer,
-    )
-    output = trainer.train(resume_from_checkpoint=checkpoint)
+    return Trainer(model=model, args=run.args, train_dataset=data.dataset,
+                   data_collator=collator, processing_class=tokenizer)
 
-    final_dir = output_dir / FINAL_DIR
-    model.config.use_cache = True  # the Trainer turned it off for training; inference wants it
+
+def _finish(run: _Run, trainer: Any, output: Any, data: TokenizedData, skipped: int, *,
+            push: bool, force: bool) -> TrainResult:
+    """Save the final checkpoint; on the main process write its card and result, publish."""
+    train = run.config.train
+    final_dir = Path(train.output_dir) / FINAL_DIR
+    trainer.model.config.use_cache = True  # the Trainer turned it off; inference wants it
     trainer.save_model(str(final_dir))  # every rank: ZeRO-3 gathers the weights
     history = _loss_history(trainer.state.log_history)
+    epochs = implied_epochs(train, data.rows_used)
     result = TrainResult(
         checkpoint_dir=final_dir,
-        base_model=train.base_model,
-        dataset=source,
+        base_model=portable_base_model(run.config),
+        dataset=run.source,
         rows_in=data.rows_in,
         rows_used=data.rows_used,
         rows_dropped_too_long=data.dropped_too_long,
@@ -309,16 +319,14 @@ def train_from_config(
         final_loss=history[-1][1] if history else None,
         train_loss=output.training_loss,
         loss_history=history,
-        hyperparameters={**_hyperparameters(train, args, zero_config),
+        hyperparameters={**_hyperparameters(train, run.args, run.zero_config),
                          "rows_skipped_truncated": skipped, "implied_epochs": round(epochs, 3)},
-        fingerprint=print_,
+        fingerprint=run.fingerprint,
     )
     if trainer.is_world_process_zero():
-        example = fmt.prompt("<instruction>")
-        write_model_card(final_dir, result, license=config.hub.license, prompt_example=example)
-        result.write(final_dir)
+        write_card_and_result(run.config, result, run.fmt.prompt("<instruction>"))
         if push:
-            _publish_once(result, config)
+            _say(publish_result(result, run.config, force=force))
         final = "n/a" if result.final_loss is None else f"{result.final_loss:.4f}"
         _say(f"saved {final_dir} (step {result.global_step}, final loss {final})")
     trainer.accelerator.wait_for_everyone()
@@ -335,8 +343,17 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
     return overrides
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with click's way of saying a usage mistake: usage, then `Error: ...`, exit 2
+    (as `warriorcoder train` does)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"Error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m warriorcoder.training.sft",
         description="SFT of the arena's target model on a pinned sft_final version (DeepSpeed).",
     )
@@ -365,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The launchers' entry point. A user's mistake (`WarriorcoderError`) prints one line
+    `Error: ...` and returns 1, as `warriorcoder train` does; anything else is a bug."""
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config)
@@ -377,8 +396,8 @@ def main(argv: list[str] | None = None) -> int:
         train_from_config(config, args.dataset, args.resume, args.push, overrides,
                           force=args.force)
     except WarriorcoderError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,31 +1,19 @@
-"""The arena config: one YAML file describing the hub target, the experts and every phase.
-
-`load_config(path)` validates the whole file and raises `ConfigError` naming the field and,
-where the YAML parser knows it, the line in the file.
-"""
+"""The sections of the arena config: the hub target, one expert, generation, each phase."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
-    ValidationError,
+    SerializerFunctionWrapHandler,
     field_validator,
+    model_serializer,
     model_validator,
 )
-
-from warriorcoder.errors import ConfigError
-
-__all__ = ["ArenaConfig", "ConfigError", "ExpertConfig", "HubConfig", "load_config",
-           "parse_config"]
 
 MINING_SYSTEM_PROMPT = (
     "You are an AI assistant designed to provide helpful, step-by-step guidance on coding "
@@ -205,7 +193,7 @@ class MineConfig(_Section):
     samples_per_config: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     """Mining calls per (expert, sampling config); `auto`: enough for `compress.size` x
     `survival.pool` instructions to survive `survival`
-    (`warriorcoder.builders.sizing.planned_mining_samples`)."""
+    (`warriorcoder.planning.planned_mining_samples`)."""
     survival: MiningSurvival = Field(default_factory=MiningSurvival)
     max_new_tokens: int = Field(default=512, ge=1)
     system_prompt: str | None = MINING_SYSTEM_PROMPT
@@ -261,6 +249,10 @@ class CompressConfig(_Section):
     seed: int = 0
     batch_size: int = Field(default=64, ge=1)
     chunk_size: int = Field(default=65_536, ge=1)
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", exclude=True)
+    """Where KCenterGreedy runs: `auto` (a GPU when there is one, the embeddings staying on it;
+    else the CPU), `cpu`, `cuda` or `cuda:N`. The selection is the same everywhere, so this is
+    where, not what: left out of fingerprints and cards, like the experts' URLs."""
 
 
 class BattleConfig(_Section):
@@ -268,6 +260,47 @@ class BattleConfig(_Section):
     max_new_tokens: int = Field(default=2048, ge=1)
     temperature: float = Field(default=0.0, ge=0)
     seed: int = 0
+
+
+def _omit_when_default(section: BaseModel, data: dict[str, Any], fields: tuple[str, ...]
+                       ) -> dict[str, Any]:
+    """Leave out of the dump the fields added after the paper's defaults while they keep their
+    default, so configs written before them keep their fingerprints (their datasets are reused)."""
+    for name in fields:
+        if getattr(section, name) == type(section).model_fields[name].get_default(
+                call_default_factory=True):
+            data.pop(name, None)
+    return data
+
+
+class ExecutionConfig(_Section):
+    """Execution-grounded judging (beyond the paper): uninvolved experts write tests, both
+    answers run against them in the sandbox, and execution verdicts join the votes."""
+
+    mode: Literal["off", "vote", "first"] = "off"
+    """`off`: no tests, the LLM votes alone (the paper exactly). `vote`: each test author's
+    execution verdict is one more vote in eq. 2 and the Elo outcome. `first`: the execution
+    verdicts decide a battle when they are decisive; the LLM votes decide the rest."""
+    tests_per_answer: int = Field(default=5, ge=1, le=50)
+    """Assert statements asked of each uninvolved expert for each answer's interface."""
+    max_new_tokens: int = Field(default=384, ge=16)
+    max_attempts: int = Field(default=2, ge=1)
+    """A reply with no usable assert is asked again (a new seed) up to this many times in all,
+    then recorded invalid (that author then gives no execution verdict on the battle)."""
+    temperature: float = Field(default=0.0, ge=0)
+    retry_temperature: float = Field(default=0.7, gt=0)
+    test_time_s: float = Field(default=4.0, gt=0)
+    """Time limit of one test in the sandbox."""
+    memory_mb: int = Field(default=1024, ge=64)
+    """Memory cap of an answer's sandboxed process."""
+    discount_unpassed: bool = True
+    """Leave out of a verdict the tests both answers ran and neither passed (a wrong test
+    tells the answers apart no better than noise)."""
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        return "off" if value is False else value  # YAML 1.1 reads a bare `off` as false
 
 
 class JudgeConfig(_Section):
@@ -291,6 +324,18 @@ class JudgeConfig(_Section):
     bias_confidence: float = Field(default=0.95, gt=0, lt=1)
     """Confidence of the two-sided exact binomial test that flags a position-biased judge."""
     seed: int = 0
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    """Tests and execution verdicts beside the LLM votes; `mode: off` (the default) is the
+    paper. A bare mode is accepted: `execution: first`."""
+
+    @field_validator("execution", mode="before")
+    @classmethod
+    def _bare_mode(cls, value: Any) -> Any:
+        return {"mode": value} if isinstance(value, str | bool) else value
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _omit_when_default(self, handler(self), ("execution",))
 
 
 class SelectConfig(_Section):
@@ -312,6 +357,13 @@ class SelectConfig(_Section):
     """Elo orders (for `rating: online`; bootstrap resamples for the other ratings) over which
     each target is chosen again: `target_stability` is the share that agree with it."""
     seed: int = 0
+    require_passing: bool = False
+    """With `judge.execution`: keep only instructions whose target passed every test it ran
+    (and ran at least one); the rest are counted on the card. Without execution: no effect."""
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _omit_when_default(self, handler(self), ("require_passing",))
 
 
 class TrainConfig(_Section):
@@ -347,168 +399,3 @@ class TrainConfig(_Section):
     logging_steps: int = Field(default=1, ge=1)
     save_steps: int = Field(default=100, ge=1)
     seed: int = 0
-
-
-class ArenaConfig(_Section):
-    """The whole arena: hub target, experts and each phase's parameters (paper defaults)."""
-
-    hub: HubConfig = Field(default_factory=HubConfig)
-    experts: list[ExpertConfig]
-    generation: GenerationConfig = Field(default_factory=GenerationConfig)
-    mine: MineConfig = Field(default_factory=MineConfig)
-    filter: FilterConfig = Field(default_factory=FilterConfig)
-    compress: CompressConfig = Field(default_factory=CompressConfig)
-    battle: BattleConfig = Field(default_factory=BattleConfig)
-    judge: JudgeConfig = Field(default_factory=JudgeConfig)
-    select: SelectConfig = Field(default_factory=SelectConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    _base_dir: Path | None = PrivateAttr(default=None)
-
-    @model_validator(mode="after")
-    def _experts(self) -> ArenaConfig:
-        names = [expert.name for expert in self.experts]
-        if len(names) < 2:
-            raise ValueError("an arena needs at least 2 experts (3 for a battle to have a judge)")
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"expert names must be unique; repeated: {duplicates}")
-        for section in ("filter", "judge"):
-            for judge in getattr(self, section).judges or []:
-                if judge not in names:
-                    raise ValueError(
-                        f"{section}.judges: unknown expert {judge!r}; known experts: {names}"
-                    )
-        return self
-
-    def expert(self, name: str) -> ExpertConfig:
-        for expert in self.experts:
-            if expert.name == name:
-                return expert
-        raise KeyError(f"unknown expert {name!r}; known experts: {self.expert_names}")
-
-    @property
-    def expert_names(self) -> list[str]:
-        return [expert.name for expert in self.experts]
-
-    @property
-    def base_dir(self) -> Path | None:
-        """The folder relative paths in the config were taken from (its file's folder)."""
-        return self._base_dir
-
-    def to_yaml_dict(self) -> dict[str, Any]:
-        """The config as plain data (paths as strings, absolute where resolved)."""
-        return self.model_dump(mode="json")
-
-    def to_card_dict(self) -> dict[str, Any]:
-        """The config as a public card records it: paths relative to the config's folder, and
-        the experts' URLs left out unless `hub.record_endpoints` (they name internal hosts)."""
-        data = self.model_dump(mode="json")
-        base = self._base_dir
-
-        def portable(value: Any) -> Any:
-            if isinstance(value, str) and base is not None and Path(value).is_absolute():
-                return Path(os.path.relpath(value, base)).as_posix()
-            return value
-
-        for section, key in _PATH_FIELDS:
-            if data[section].get(key) is not None:
-                data[section][key] = portable(data[section][key])
-        for expert in data["experts"]:
-            for key in ("local", "tokenizer"):
-                if expert.get(key):
-                    expert[key] = portable(expert[key])
-            if not self.hub.record_endpoints and expert.get("urls"):
-                expert["urls"] = []
-        return data
-
-
-_PATH_FIELDS = (("hub", "root"), ("generation", "journal"), ("train", "output_dir"),
-                ("filter", "mbpp_path"), ("train", "base_model"))
-"""(section, field) of the config's paths, recorded relative to the config's folder."""
-
-
-def _line_index(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
-    """Map each key path in a composed YAML document to its 1-based line number."""
-    lines = {path: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            child = (*path, key_node.value)
-            lines.update(_line_index(value_node, child))
-            lines[child] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines.update(_line_index(item, (*path, index)))
-    return lines
-
-
-def _describe(
-    errors: Iterable[dict[str, Any]], lines: dict[tuple[Any, ...], int], source: str
-) -> str:
-    messages = []
-    for error in errors:
-        loc = tuple(error["loc"])
-        field = ".".join(str(part) for part in loc) or "<top level>"
-        line = None
-        for cut in range(len(loc), -1, -1):
-            if loc[:cut] in lines:
-                line = lines[loc[:cut]]
-                break
-        where = f"{source}, line {line}" if line else source
-        message = error["msg"]
-        if error["type"] == "extra_forbidden":
-            message = "unknown field (a typo?)"
-        elif error["type"] == "missing":
-            message = "field required"
-        messages.append(f"  {field} ({where}): {message}")
-    return "invalid arena config:\n" + "\n".join(messages)
-
-
-def parse_config(text: str, source: str = "<config>", base_dir: Path | None = None) -> ArenaConfig:
-    """Validate YAML text; relative paths in it are taken from `base_dir`."""
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{source} is not valid YAML: {error}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: the arena config must be a YAML mapping")
-    lines = _line_index(node) if node is not None else {}
-    try:
-        config = ArenaConfig.model_validate(data)
-    except ValidationError as error:
-        raise ConfigError(_describe(error.errors(), lines, source)) from None
-    if base_dir is not None:
-        _resolve_paths(config, base_dir)
-    return config
-
-
-def validate_config_data(data: dict[str, Any], source: str,
-                         base_dir: Path | None = None) -> ArenaConfig:
-    """Validate a config held as data (e.g. recorded in a card); raises `ConfigError`."""
-    try:
-        config = ArenaConfig.model_validate(data)
-    except ValidationError as error:
-        raise ConfigError(_describe(error.errors(), {}, source)) from None
-    if base_dir is not None:
-        _resolve_paths(config, base_dir)
-    return config
-
-
-def _resolve_paths(config: ArenaConfig, base_dir: Path) -> None:
-    def resolve(path: Path) -> Path:
-        return path if path.is_absolute() else (base_dir / path).resolve()
-
-    config._base_dir = base_dir
-    config.hub.root = resolve(config.hub.root)
-    config.generation.journal = resolve(config.generation.journal)
-    config.train.output_dir = resolve(config.train.output_dir)
-    if config.filter.mbpp_path is not None:
-        config.filter.mbpp_path = resolve(config.filter.mbpp_path)
-
-
-def load_config(path: str | Path) -> ArenaConfig:
-    """Read and validate an arena YAML file; relative paths are taken from its folder."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"arena config {path} does not exist; `warriorcoder init` writes one")
-    return parse_config(path.read_text(), source=str(path), base_dir=path.parent.resolve())

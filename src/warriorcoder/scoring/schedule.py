@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from warriorcoder.builders.common import derive_seed
+from warriorcoder.scoring.seeds import derive_seed
 
 _TIME_LIMIT_S = 30.0
 

@@ -66,6 +66,8 @@ class Limits:
     processes: int = 64
     cpu_s: int = 120
     file_bytes: int = 16 * 1024**2
+    test_time_s: float = 4.0
+    """Wall time of one test of `run_tests` (and of loading the answer's code)."""
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -102,6 +104,7 @@ def _clean_environment(home: str) -> dict[str, str]:
     }
 
 
+@functools.cache
 def _python_roots() -> list[str]:
     """Folders the interpreter needs (prefixes, stdlib, site-packages), outermost first."""
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
@@ -156,7 +159,7 @@ def bubblewrap_command(folder: Path) -> list[str]:
     command += ["--size", str(_TMPFS_BYTES), "--tmpfs", "/tmp"]
     for path in hidden:
         command += ["--tmpfs", path]
-    for path in _python_roots():
+    for path in list(_python_roots()):
         command += ["--ro-bind", path, path]
     command += ["--bind", str(folder), SANDBOX_DIR]
     for path in hidden:  # last: the binds above need mount points inside them
@@ -297,6 +300,87 @@ def run_child(
             handle.seek(max(0, size - _OUTPUT_TAIL))
             tail = handle.read().decode("utf-8", errors="replace")
     return ChildRun(code, timed_out, duration, result, tail)
+
+
+@dataclass(frozen=True)
+class PipedRun:
+    """How a sandboxed child ended; `channel` is what it wrote on its standard output."""
+
+    returncode: int | None
+    timed_out: bool
+    duration_s: float
+    channel: bytes
+    overflowed: bool
+    """The child wrote more than the channel's cap (the rest was dropped)."""
+    output_tail: str = ""
+
+
+CHANNEL_CAP = 256 * 1024**2
+
+
+def run_piped(
+    isolation: Isolation,
+    folder: Path,
+    argv: list[str],
+    timeout_s: float,
+    processes: int = 64,
+    cap: int = CHANNEL_CAP,
+) -> PipedRun:
+    """`run_child`, but the child's standard output is a pipe read here (the report channel);
+    its standard error goes to `output.txt` in `folder`."""
+    command, inside = _wrap(isolation, folder, argv)
+    output_path = folder / "output.txt"
+    group = _PidsGroup(processes)
+    chunks: list[bytes] = []
+    overflowed = False
+    started = time.perf_counter()
+    with output_path.open("wb") as output:
+        process = subprocess.Popen(
+            command,
+            cwd=folder,
+            env=_clean_environment(inside),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=output,
+            start_new_session=True,
+            preexec_fn=group.join if group.fd is not None else None,  # noqa: PLW1509
+        )
+        assert process.stdout is not None
+        stream = process.stdout
+
+        def read() -> None:
+            nonlocal overflowed
+            size = 0
+            while chunk := stream.read1(1 << 16):
+                if size + len(chunk) > cap:
+                    overflowed = True
+                    continue  # keep draining so the child never blocks on a full pipe
+                chunks.append(chunk)
+                size += len(chunk)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        timed_out = False
+        try:
+            code: int | None = process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out, code = True, None
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            _kill_group_members(group)
+            group.close()
+        reader.join(timeout=5)
+        stream.close()
+    duration = time.perf_counter() - started
+    tail = ""
+    with contextlib.suppress(OSError):
+        size = output_path.stat().st_size
+        with output_path.open("rb") as handle:
+            handle.seek(max(0, size - _OUTPUT_TAIL))
+            tail = handle.read().decode("utf-8", errors="replace")
+    return PipedRun(code, timed_out, duration, b"".join(chunks), overflowed, tail)
 
 
 def _kill_group_members(group: _PidsGroup) -> None:

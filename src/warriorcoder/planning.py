@@ -1,5 +1,7 @@
-"""How many rows each phase should make for the arena to reach its scale, and what training
-on them implies; pure arithmetic on the config, shared by the phases and the cost planner.
+"""Planning the arena before any call: how many rows each phase should make for it to reach
+its scale, what training on them implies, the token estimates of the phases' cost plans and
+the time estimates `--dry-run` prints. Pure arithmetic on the config and plain numbers, shared
+by the phases, the runner, training and the CLI.
 
 The scale knob is `compress.size` (the paper: 70,000): battles = `compress.size` x
 `battle.battles_per_instruction`, `sft_final` has one row per kept instruction, and mining
@@ -10,8 +12,13 @@ The scale knob is `compress.size` (the paper: 70,000): battles = `compress.size`
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from warriorcoder.config import ArenaConfig, TrainConfig
+if TYPE_CHECKING:
+    import datasets
+
+    from warriorcoder.config import ArenaConfig, TrainConfig
 
 PAPER_EPOCHS = 512 * 448 / 70_000
 """Passes over the data in the paper: global batch 512 x 448 steps / 70,000 rows = 3.28."""
@@ -99,3 +106,49 @@ def shortfall_note(kept: int, needed: int, phase: str, knob: str) -> str | None:
         f"{phase} kept {kept:,} rows, {missing:,} ({share:.1%}) fewer than the {needed:,} "
         f"needed downstream; raise {knob}"
     )
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count for cost plans made before any tokenizer is loaded (4 chars/token)."""
+    return -(-len(text) // 4)
+
+
+def mean_text_tokens(rows: datasets.Dataset, column: str, sample: int = 2000) -> int:
+    """The mean `estimate_tokens` of a text column over (at most `sample` of) its rows."""
+    if column not in rows.column_names or len(rows) == 0:
+        return 0
+    texts = rows.select(range(min(len(rows), sample)))[column]
+    return round(sum(estimate_tokens(t or "") for t in texts) / len(texts))
+
+
+PLAN_HEADER = ("phase", "LLM calls", "prompt tokens", "generated tokens", "rows out", "time")
+
+
+def plan_rows(plans: Sequence[tuple[str, Any]],
+              seconds_per_call: Callable[[str], float | None]) -> list[list[Any]]:
+    """The cost-plan table (`PLAN_HEADER`) of phase plans (`PhasePlan`s), one row per phase and
+    a total: each phase's time is its calls x `seconds_per_call(phase)` (the last build's
+    measured rate; "unknown" without one, "-" for a phase that makes no call)."""
+    rows, known = [], 0.0
+    for name, plan in plans:
+        per_call = seconds_per_call(name) if plan.calls else None
+        estimate = "-" if not plan.calls else "unknown"
+        if per_call is not None:
+            known += per_call * plan.calls
+            estimate = f"~{per_call * plan.calls / 60:.1f} min"
+        rows.append([name, plan.calls, plan.prompt_tokens, plan.generated_tokens, plan.rows_out,
+                     estimate])
+    totals = [sum(r[i] for r in rows) for i in (1, 2, 3)]
+    rows.append(["total", *totals, "-", f"~{known / 60:.1f} min (known phases)" if known
+                 else "-"])
+    return rows
+
+
+def training_lines(train: TrainConfig, rows: int) -> list[str]:
+    """What training on `rows` SFT rows implies: the epochs, and a warning when off the paper."""
+    lines = [f"train: {train.global_batch_size} x {train.max_steps} steps = "
+             f"{train.global_batch_size * train.max_steps:,} samples over {rows:,} rows = "
+             f"{implied_epochs(train, rows):.2f} epochs (the paper: 3.28)"]
+    if warning := epochs_warning(train, rows):
+        lines.append(f"train: warning: {warning}")
+    return lines

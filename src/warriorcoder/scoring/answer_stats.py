@@ -1,9 +1,9 @@
 """Does the arena produce code? Fenced blocks, parsing Python and length, per group of answers.
 
-Pure functions over response strings, and the card sections built from them: the battles card
-shows them per expert, the sft_final card per expert and for the chosen targets against the
-answers that lost. A fenced block is a Markdown code fence (three or more backticks or tildes);
-one cut off by the length limit runs to the end of the answer. A block counts as Python when
+Pure functions over response strings and rows; the card sections that show them (per expert,
+and for the chosen targets against the answers that lost) are in `dataset_cards.arena_sections`.
+A fenced block is a Markdown code fence (three or more backticks or tildes); one cut off by
+the length limit runs to the end of the answer. A block counts as Python when
 its info string is `python`, `py`, `python3` or empty (this is a Python arena); an answer
 parses when it has at least one Python block and every one of them passes `ast.parse`.
 """
@@ -15,8 +15,6 @@ import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-
-from warriorcoder.dataset_cards.card import CardSection, markdown_table
 
 PYTHON_TAGS = frozenset({"", "python", "py", "python3"})
 
@@ -102,35 +100,6 @@ def response_stats(texts: Iterable[str]) -> ResponseStats:
     )
 
 
-HEADER = ("answers", "with a fenced block", "with a Python block", "Python parses",
-          "mean length (chars)")
-
-
-def share_cell(count: int, total: int) -> str:
-    """`count/total (p%)`, the form every share takes in these tables."""
-    return f"{count}/{total} ({100 * count / total:.0f}%)" if total else "0/0 (-)"
-
-
-def stats_row(stats: ResponseStats) -> list[object]:
-    n = stats.responses
-    return [n, share_cell(stats.fenced, n), share_cell(stats.python, n),
-            share_cell(stats.parsing, n), f"{stats.mean_chars:.0f}"]
-
-
-def stats_table(groups: Mapping[str, Sequence[str]], label: str) -> str:
-    """One row per group of answers (e.g. per expert), in the order given."""
-    return markdown_table([label, *HEADER],
-                          [[name, *stats_row(response_stats(texts))]
-                           for name, texts in groups.items()])
-
-
-_EXPLAINED = (
-    "A fenced block is a Markdown code fence (one cut by the length limit runs to the end of "
-    "the answer); blocks tagged `python`, `py`, `python3` or untagged count as Python; an "
-    "answer parses when it has a Python block and every one passes `ast.parse`."
-)
-
-
 def battle_answers(rows: Sequence[Mapping[str, object]]) -> dict[str, list[str]]:
     """Each expert's answers in `battles` rows, one per (instruction, expert) even when the
     answer fights several battles."""
@@ -141,13 +110,6 @@ def battle_answers(rows: Sequence[Mapping[str, object]]) -> dict[str, list[str]]
             answers.setdefault(expert, {}).setdefault(str(row["instruction_id"]),
                                                       str(row[f"response_{side}"]))
     return {expert: list(given.values()) for expert, given in sorted(answers.items())}
-
-
-def battle_code_section(rows: Sequence[Mapping[str, object]]) -> CardSection:
-    """The battles card's section: code in each expert's answers."""
-    text = ("Each expert's answers (one per instruction it answered). " + _EXPLAINED + "\n\n"
-            + stats_table(battle_answers(rows), "expert"))
-    return CardSection("Code in the answers", text)
 
 
 def target_groups(rows: Sequence[Mapping[str, object]]
@@ -172,14 +134,3 @@ def target_groups(rows: Sequence[Mapping[str, object]]
         experts[f"{expert} (all its candidates)"] = per_expert[expert]
         experts[f"{expert} (chosen)"] = per_expert_chosen.get(expert, [])
     return split, experts
-
-
-def target_code_section(rows: Sequence[Mapping[str, object]]) -> CardSection:
-    """The sft_final card's section: code in the chosen targets against the losers."""
-    split, experts = target_groups(rows)
-    text = ("Code in the SFT targets (`response`) against the candidates that lost (the other "
-            "entries of `candidates`); a selection that works picks answers with working code "
-            "more often than it leaves them. " + _EXPLAINED + "\n\n"
-            + stats_table(split, "answers") + "\n\nPer expert:\n\n"
-            + stats_table(experts, "expert"))
-    return CardSection("Code in the targets", text)

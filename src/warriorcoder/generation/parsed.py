@@ -1,14 +1,19 @@
-"""Helpers the phase builders share: seeds derived from names, and retry-until-parsed calls."""
+"""Asking until the reply parses: the retry loop of every call whose answer is a value (a
+verdict, a difficulty score), shared by the phases that judge and by `check-judges`.
+
+    outcomes = generate_parsed(pool, votes, request_of, parse_verdict, max_attempts=3,
+                               desc="judge")
+
+A reply that does not parse is asked again with a new request (attempt n: `make_request(item,
+n)`, e.g. a new seed) up to `max_attempts`; one that never parses is recorded invalid (value
+None) with its last reply, never guessed.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
-
-import datasets
 
 from warriorcoder.generation.types import GenerationResult, Request
 
@@ -17,32 +22,6 @@ if TYPE_CHECKING:
 
 Item = TypeVar("Item")
 Value = TypeVar("Value")
-
-
-def derive_seed(*parts: object) -> int:
-    """A stable 31-bit seed from any JSON-able parts (same parts, same seed, on every machine)."""
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFF_FFFF
-
-
-def estimate_tokens(text: str) -> int:
-    """A rough token count for cost plans made before any tokenizer is loaded (4 chars/token)."""
-    return -(-len(text) // 4)
-
-
-def mean_text_tokens(rows: datasets.Dataset, column: str, sample: int = 2000) -> int:
-    """The mean `estimate_tokens` of a text column over (at most `sample` of) its rows."""
-    if column not in rows.column_names or len(rows) == 0:
-        return 0
-    texts = rows.select(range(min(len(rows), sample)))[column]
-    return round(sum(estimate_tokens(t or "") for t in texts) / len(texts))
-
-
-def stable_id(*parts: object, length: int = 16) -> str:
-    """A stable hex id from any JSON-able parts."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[
-        :length
-    ]
 
 
 @dataclass(frozen=True)

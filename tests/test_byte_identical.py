@@ -1,0 +1,207 @@
+"""The simulated-arena pipeline (mine .. select, as `test_pipeline_e2e` runs it) publishes the
+same datasets and cards as commit 909bde2 did, before the builders / standings restructuring.
+
+`tests/fixtures/pipeline_hashes.json` holds, per dataset, sha256 digests made at 909bde2:
+
+- `content`: the rows and features in a canonical form (features as `Features.to_dict()`,
+  rows as sorted-key JSON, floats by `repr`), which no library upgrade changes;
+- `files`: the bytes of every published file (parquet shards, figures), which also depend on
+  the versions of pyarrow / datasets / matplotlib that wrote them (recorded as `environment`);
+- `card`: README.md with what legitimately varies normalised out: the creation time, phase
+  times, the run's folder (and the form of a local load snippet, now portable), and for
+  `votes` its fingerprint (judge's fingerprint no longer holds the `select` section, the one
+  intended change) and its config's `select` section.
+
+The content digests are compared always; the file and card digests where the environment
+matches the recorded one (otherwise they are skipped, saying which versions differ). A change
+meant to alter a card or a figure fails the last test: say so in its commit, and make the
+fixture again from a commit that has it.
+
+The fixture was produced at 909bde2 by copying this file into a worktree of that commit:
+
+    git worktree add /tmp/base 909bde2 && cp tests/test_byte_identical.py /tmp/base/tests/
+    cd /tmp/base && PYTHONPATH=src:. python tests/test_byte_identical.py --write \\
+        /work/main/tests/fixtures/pipeline_hashes.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+from collections.abc import Iterator
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.sim_battles import BattleSim
+from tests.support.sim_instructions import sim_arena
+from warriorcoder.hub import HubStore, LocalHubStore
+from warriorcoder.runner import run_phase
+
+try:
+    from warriorcoder.builders import PHASES, get_phase
+except ImportError:  # 909bde2, where the fixture was made, kept the registry in `phases`
+    from warriorcoder.phases import PHASES, get_phase  # type: ignore[no-redef]
+
+FIXTURE = Path(__file__).parent / "fixtures" / "pipeline_hashes.json"
+PRODUCED_BY = ("tests/test_byte_identical.py --write, run in a worktree of commit 909bde2 (see "
+               "that file's docstring): digests of the simulated-arena pipeline's datasets")
+NAMES = ("alpha", "beta", "gamma", "delta", "epsilon")
+STRENGTHS = dict(zip(NAMES, (0.9, 0.7, 0.5, 0.3, 0.1), strict=True))
+ENVIRONMENT = ("datasets", "pyarrow", "huggingface-hub", "matplotlib", "numpy", "pyyaml",
+               "jinja2")
+"""Packages whose versions the file and card bytes depend on."""
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def run_pipeline(root: Path) -> LocalHubStore:
+    """Mine .. select against 5 simulated experts (test_pipeline_e2e's straight run)."""
+    sim = BattleSim(STRENGTHS, position_bias={"gamma": 0.8}, invalid_rate=0.1)
+    with sim_arena(root, NAMES, fallback=sim.responder) as arena:
+        config = arena.config
+        config.compress.size = 20
+        config.battle.max_new_tokens = 40
+        config.judge.max_new_tokens = 200
+        config.select.elo_permutations = 10
+        config.select.bootstrap_rounds = 20
+        store = HubStore.from_config(config.hub)
+        for phase in PHASES:
+            run_phase(phase, config, store=store)
+    assert isinstance(store, LocalHubStore)
+    return store
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dict):
+        return {key: _canonical(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_canonical(item) for item in value]
+    return value
+
+
+def content_digest(store: LocalHubStore, dataset: str, version: str) -> str:
+    """sha256 of a version's features and rows in a library-independent form."""
+    rows = store.load(dataset, version)
+    digest = hashlib.sha256(json.dumps(rows.features.to_dict(), sort_keys=True).encode())
+    for row in rows:
+        digest.update(json.dumps(_canonical(row), sort_keys=True).encode() + b"\n")
+    return digest.hexdigest()
+
+
+_VOLATILE = (
+    (re.compile(r"created_at: \S+"), "created_at: <time>"),
+    (re.compile(r"Created: \S+"), "Created: <time>"),
+    (re.compile(r"(\n      seconds: )[0-9.]+"), r"\1<seconds>"),
+    (re.compile(r"Phase time: [0-9.]+ s\."), "Phase time: <seconds> s."),
+    # the load snippet of a local version: an absolute path at 909bde2, relative to the
+    # folder holding `hub/` (with a comment saying so) since the cards are portable
+    (re.compile(r"(# a local version[^\n]*\n)?ds = load_dataset\('(<root>/)?hub/"),
+     "ds = load_dataset('hub/"),
+    # the shards' content token: the file digests cover it
+    (re.compile(r"(train-[*0-9]+(?:-of-[0-9]+)?-)[0-9a-f]{12}(\.parquet)"), r"\1<token>\2"),
+)
+_VOTES_ONLY = (
+    (re.compile(r"fingerprint: [0-9a-f]{64}"), "fingerprint: <fingerprint>"),
+    (re.compile(r"\n    select:\n(      .*\n)+"), "\n"),  # the card's metadata
+    (re.compile(r"\nselect:\n(  .*\n)+"), "\n"),  # the config shown in its body
+)
+
+
+def normalised_card(text: str, dataset: str, root: Path) -> str:
+    """The card without its times and the run's folder (and, for `votes`, its fingerprint
+    and `select` config, which judge no longer depends on)."""
+    text = text.replace(str(root), "<root>")
+    for pattern, replacement in _VOLATILE + (_VOTES_ONLY if dataset == "votes" else ()):
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def digests(store: LocalHubStore) -> dict[str, Any]:
+    """Per dataset of the pipeline: content, file and card digests of its latest version."""
+    result: dict[str, Any] = {}
+    for phase in PHASES:
+        dataset = get_phase(phase).dataset
+        ref = store.latest(dataset)
+        assert ref is not None, dataset
+        folder = Path(ref.location)
+        files = {path.relative_to(folder).as_posix(): _sha(path.read_bytes())
+                 for path in sorted(folder.rglob("*"))
+                 if path.is_file() and path.name != "README.md"}
+        card = normalised_card((folder / "README.md").read_text(encoding="utf-8"), dataset,
+                               Path(store.root).parent)
+        result[dataset] = {"version": ref.version,
+                           "content": content_digest(store, dataset, ref.version),
+                           "files": files, "card": _sha(card.encode())}
+    return result
+
+
+def environment() -> dict[str, str]:
+    return {name: version(name) for name in ENVIRONMENT}
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    yield digests(run_pipeline(tmp_path_factory.mktemp("pipeline")))
+
+
+@pytest.fixture(scope="module")
+def recorded() -> dict[str, Any]:
+    return json.loads(FIXTURE.read_text())
+
+
+def _same_environment(recorded: dict[str, Any]) -> None:
+    here = environment()
+    differ = {k: (v, here.get(k)) for k, v in recorded["environment"].items() if here.get(k) != v}
+    if differ:
+        pytest.skip(f"file bytes depend on library versions; recorded with {differ} "
+                    "(recorded, installed); the content digests are still compared")
+
+
+@pytest.mark.slow
+def test_rows_and_features_are_those_of_909bde2(published: dict[str, Any],
+                                                recorded: dict[str, Any]) -> None:
+    got = {name: entry["content"] for name, entry in published.items()}
+    assert got == {name: entry["content"] for name, entry in recorded["datasets"].items()}
+
+
+def _files(entry: dict[str, Any], data: bool) -> dict[str, str]:
+    return {path: digest for path, digest in entry["files"].items()
+            if path.startswith("data/") == data}
+
+
+@pytest.mark.slow
+def test_parquet_files_are_those_of_909bde2(published: dict[str, Any],
+                                           recorded: dict[str, Any]) -> None:
+    _same_environment(recorded)
+    for name, entry in recorded["datasets"].items():
+        assert published[name]["version"] == entry["version"], name
+        assert _files(published[name], data=True) == _files(entry, data=True), name
+
+
+@pytest.mark.slow
+def test_figures_and_cards_are_those_of_909bde2(published: dict[str, Any],
+                                               recorded: dict[str, Any]) -> None:
+    _same_environment(recorded)
+    for name, entry in recorded["datasets"].items():
+        assert _files(published[name], data=False) == _files(entry, data=False), name
+        assert published[name]["card"] == entry["card"], name
+
+
+if __name__ == "__main__":  # python tests/test_byte_identical.py --write FIXTURE
+    import tempfile
+
+    if sys.argv[1:2] != ["--write"] or len(sys.argv) != 3:
+        sys.exit("usage: python tests/test_byte_identical.py --write FIXTURE")
+    with tempfile.TemporaryDirectory() as tmp:
+        data = {"produced_by": PRODUCED_BY, "environment": environment(),
+                "datasets": digests(run_pipeline(Path(tmp)))}
+    Path(sys.argv[2]).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
