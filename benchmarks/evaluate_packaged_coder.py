@@ -29,7 +29,7 @@ from pathlib import Path
 
 from warriorcoder.config import ArenaConfig, ExpertConfig, GenerationConfig
 from warriorcoder.dataset_cards import markdown_table
-from warriorcoder.evaluation import Settings, evaluate
+from warriorcoder.evaluation import EvalOptions, Settings, evaluate
 
 PUBLISHED = {"humaneval": 61.6, "humaneval+": 57.3, "mbpp": 52.4}
 """Qwen2.5-Coder Technical Report (arXiv 2409.12186v3), instruct models' table."""
@@ -60,9 +60,10 @@ def main() -> None:
     benchmarks = ["humaneval", "humaneval+"] if args.humaneval_plus else ["humaneval"]
     started = time.perf_counter()
     report = evaluate(
-        config, "qwen", benchmarks=benchmarks, humaneval_plus=args.humaneval_plus,
-        limit=args.limit, max_new_tokens=args.max_new_tokens,
-        out_dir=args.work_dir / "report", settings=Settings(workers=args.workers),
+        config, "qwen", EvalOptions(
+            benchmarks=benchmarks, humaneval_plus=args.humaneval_plus,
+            limit=args.limit, max_new_tokens=args.max_new_tokens,
+            out_dir=args.work_dir / "report", settings=Settings(workers=args.workers)),
     )
     elapsed = time.perf_counter() - started
     generated = sum(row.generated_tokens for row in report.rows)

@@ -5,6 +5,7 @@ bytes."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import re
@@ -86,6 +87,30 @@ def _plain_png() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (2, 2)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_a_rating_outside_its_few_round_interval_is_drawn_and_its_interval_kept(lineage
+                                                                                ) -> None:
+    """With few bootstrap rounds a percentile interval can miss its point estimate; the figure
+    is still drawn (its bar starts at the point) and keeps the interval as computed."""
+    config, store = lineage
+    votes = store.load("votes", store.latest("votes").version)
+    columns = votes.select_columns(list(VOTE_COLUMNS)).to_dict()
+    outside = 0
+    for rounds in (2, 3, 4, 5):
+        options = dataclasses.replace(standings_options(config), bootstrap_rounds=rounds)
+        ratings = standings(columns, config.expert_names, options, stability=False).ratings
+        interval = ratings.intervals[ratings.method]
+        outside += sum(not low <= ratings.chosen[e] <= high
+                       for e, (low, high) in interval.items() if not math.isnan(low))
+        plotted = ratings_figure(ratings.chosen, interval, METHODS[ratings.method])
+        for expert, low in zip(plotted.data["experts"], plotted.data["low"], strict=True):
+            if low is not None:
+                assert low == pytest.approx(interval[expert][0], abs=1e-5)
+    assert outside  # the case that crashed ("xerr must not contain negative values")
+    above = ratings_figure({"a": 1030.0, "b": 990.0},
+                           {"a": (1000.0, 1020.0), "b": (995.0, 1005.0)}, "online Elo")
+    assert above.data["high"][0] == 1020.0 and "| 1020.0 |" in above.table
 
 
 def test_first_shown_and_pass_at_1_and_cost_tables_hold_the_plotted_numbers() -> None:

@@ -12,16 +12,34 @@ same datasets and cards as commit 909bde2 did, before the builders / standings r
   `votes` its fingerprint (judge's fingerprint no longer holds the `select` section, the one
   intended change) and its config's `select` section.
 
+Since 909bde2 the votes and sft_final cards gained sections on purpose (issue 19's figures
+and lineage sections, sft_final's `preference` config of DPO pairs), and the win-rate
+heatmap's title was fixed. Every card is still compared with 909bde2 whole, less exactly those
+additions: `without_additions` drops the `## ` sections named in `ADDED_SECTIONS` (each with
+its figure link and table) and the `configs:` entries named in `ADDED_CONFIGS`, nothing else.
+What it drops, and the published files that are new or listed in `CHANGED_SINCE_909BDE2`,
+are checked against a second fixture, `tests/fixtures/pipeline_additions.json`:
+
+- `sections`: sha256 of each dropped section / config entry (normalised as above);
+- `files`: sha256 of each published file that 909bde2 did not have or that changed on purpose.
+
 The content digests are compared always; the file and card digests where the environment
 matches the recorded one (otherwise they are skipped, saying which versions differ). A change
-meant to alter a card or a figure fails the last test: say so in its commit, and make the
-fixture again from a commit that has it.
+meant to alter a card or a figure fails the last tests: say so in its commit; a new section
+goes into `ADDED_SECTIONS` and the additions fixture is written again (below). A change to
+anything 909bde2 had must not be recorded that way: it goes into `CHANGED_SINCE_909BDE2` with
+its reason, or the 909bde2 fixture stays as it is and the change is a regression.
 
-The fixture was produced at 909bde2 by copying this file into a worktree of that commit:
+The 909bde2 fixture was produced at 909bde2 by copying this file into a worktree of that
+commit (the additions are absent there, so `without_additions` drops nothing):
 
     git worktree add /tmp/base 909bde2 && cp tests/test_byte_identical.py /tmp/base/tests/
     cd /tmp/base && PYTHONPATH=src:. python tests/test_byte_identical.py --write \\
         /work/main/tests/fixtures/pipeline_hashes.json
+
+The additions fixture is produced in this checkout, after checking the added sections by eye:
+
+    .venv/bin/python tests/test_byte_identical.py --write-new tests/fixtures/pipeline_additions.json
 """
 
 from __future__ import annotations
@@ -39,8 +57,15 @@ import pytest
 
 from tests.support.sim_battles import BattleSim
 from tests.support.sim_instructions import sim_arena
-from warriorcoder.hub import HubStore, LocalHubStore
+from warriorcoder.hub import LocalHubStore
 from warriorcoder.runner import run_phase
+
+try:
+    from warriorcoder.hub import open_store
+except ImportError:  # 909bde2
+    from warriorcoder.hub import HubStore
+
+    open_store = HubStore.from_config  # type: ignore[assignment]
 
 try:
     from warriorcoder.builders import PHASES, get_phase
@@ -48,8 +73,25 @@ except ImportError:  # 909bde2, where the fixture was made, kept the registry in
     from warriorcoder.phases import PHASES, get_phase  # type: ignore[no-redef]
 
 FIXTURE = Path(__file__).parent / "fixtures" / "pipeline_hashes.json"
+ADDITIONS = Path(__file__).parent / "fixtures" / "pipeline_additions.json"
 PRODUCED_BY = ("tests/test_byte_identical.py --write, run in a worktree of commit 909bde2 (see "
                "that file's docstring): digests of the simulated-arena pipeline's datasets")
+PRODUCED_NEW = ("tests/test_byte_identical.py --write-new, run in the checkout: digests of what "
+                "the cards and files gained since 909bde2 (see that file's docstring)")
+_FIGURES = ("Ratings and ranks", "Battle counts", "Judges' first-shown share")
+ADDED_SECTIONS: dict[str, tuple[str, ...]] = {
+    "votes": _FIGURES,  # issue 19: the arena's figures
+    "sft_final": (*_FIGURES, "Preference pairs (DPO)",  # issue 19: figures, TRL pairs,
+                  "Funnel: mined_raw to sft_final", "Cost per phase"),  # the lineage's figures
+}
+"""The `## ` sections each card gained since 909bde2 (with `judge.execution` off, as here)."""
+ADDED_CONFIGS: dict[str, tuple[str, ...]] = {"sft_final": ("preference",)}
+"""The `configs:` entries each card gained since 909bde2 (sft_final's DPO pairs)."""
+CHANGED_SINCE_909BDE2: dict[str, tuple[str, ...]] = {
+    name: ("figures/win_rate.png",) for name in ("votes", "sft_final")
+}
+"""Files 909bde2 published that changed on purpose: the heatmap's title, cut off at its right
+edge at 909bde2, is on two lines (issue 19)."""
 NAMES = ("alpha", "beta", "gamma", "delta", "epsilon")
 STRENGTHS = dict(zip(NAMES, (0.9, 0.7, 0.5, 0.3, 0.1), strict=True))
 ENVIRONMENT = ("datasets", "pyarrow", "huggingface-hub", "matplotlib", "numpy", "pyyaml",
@@ -71,7 +113,7 @@ def run_pipeline(root: Path) -> LocalHubStore:
         config.judge.max_new_tokens = 200
         config.select.elo_permutations = 10
         config.select.bootstrap_rounds = 20
-        store = HubStore.from_config(config.hub)
+        store = open_store(config.hub)
         for phase in PHASES:
             run_phase(phase, config, store=store)
     assert isinstance(store, LocalHubStore)
@@ -116,6 +158,26 @@ _VOTES_ONLY = (
 )
 
 
+def without_additions(text: str, dataset: str) -> tuple[str, dict[str, str]]:
+    """The card less the sections and `configs:` entries it gained since 909bde2, and what was
+    dropped (`section: <title>` / `config: <name>` -> its text)."""
+    wanted = ADDED_SECTIONS.get(dataset, ())
+    kept, dropped = [], {}
+    for part in re.split(r"(?m)^(?=## )", text):  # a section runs to the next `## ` heading
+        title = part.split("\n", 1)[0].removeprefix("## ") if part.startswith("## ") else None
+        if title in wanted:
+            dropped[f"section: {title}"] = part
+        else:
+            kept.append(part)
+    text = "".join(kept)
+    for name in ADDED_CONFIGS.get(dataset, ()):
+        entry = re.search(rf"(?m)^- config_name: {re.escape(name)}\n(?:  .*\n)+", text)
+        if entry:
+            dropped[f"config: {name}"] = entry[0]
+            text = text[:entry.start()] + text[entry.end():]
+    return text, dropped
+
+
 def normalised_card(text: str, dataset: str, root: Path) -> str:
     """The card without its times and the run's folder (and, for `votes`, its fingerprint
     and `select` config, which judge no longer depends on)."""
@@ -136,11 +198,25 @@ def digests(store: LocalHubStore) -> dict[str, Any]:
         files = {path.relative_to(folder).as_posix(): _sha(path.read_bytes())
                  for path in sorted(folder.rglob("*"))
                  if path.is_file() and path.name != "README.md"}
-        card = normalised_card((folder / "README.md").read_text(encoding="utf-8"), dataset,
-                               Path(store.root).parent)
+        card, added = without_additions(normalised_card(
+            (folder / "README.md").read_text(encoding="utf-8"), dataset,
+            Path(store.root).parent), dataset)
         result[dataset] = {"version": ref.version,
                            "content": content_digest(store, dataset, ref.version),
-                           "files": files, "card": _sha(card.encode())}
+                           "files": files, "card": _sha(card.encode()),
+                           "sections": {key: _sha(text.encode()) for key, text in added.items()}}
+    return result
+
+
+def additions(published: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any]:
+    """Per dataset: the digests of the dropped sections, and of the files that 909bde2 did
+    not publish or that are in `CHANGED_SINCE_909BDE2`."""
+    result = {}
+    for name, entry in published.items():
+        before = recorded["datasets"][name]["files"]
+        files = {path: digest for path, digest in entry["files"].items()
+                 if path not in before or path in CHANGED_SINCE_909BDE2.get(name, ())}
+        result[name] = {"files": files, "sections": entry["sections"]}
     return result
 
 
@@ -156,6 +232,11 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
 @pytest.fixture(scope="module")
 def recorded() -> dict[str, Any]:
     return json.loads(FIXTURE.read_text())
+
+
+@pytest.fixture(scope="module")
+def recorded_new() -> dict[str, Any]:
+    return json.loads(ADDITIONS.read_text())
 
 
 def _same_environment(recorded: dict[str, Any]) -> None:
@@ -188,20 +269,41 @@ def test_parquet_files_are_those_of_909bde2(published: dict[str, Any],
 
 
 @pytest.mark.slow
-def test_figures_and_cards_are_those_of_909bde2(published: dict[str, Any],
-                                               recorded: dict[str, Any]) -> None:
+def test_cards_less_their_additions_and_figures_are_those_of_909bde2(
+        published: dict[str, Any], recorded: dict[str, Any]) -> None:
     _same_environment(recorded)
     for name, entry in recorded["datasets"].items():
-        assert _files(published[name], data=False) == _files(entry, data=False), name
+        changed = CHANGED_SINCE_909BDE2.get(name, ())
+        before = {p: d for p, d in _files(entry, data=False).items() if p not in changed}
+        now = _files(published[name], data=False)
+        assert {p: now.get(p) for p in before} == before, name
+        assert set(changed) <= set(now), name
         assert published[name]["card"] == entry["card"], name
 
 
-if __name__ == "__main__":  # python tests/test_byte_identical.py --write FIXTURE
+@pytest.mark.slow
+def test_the_sections_and_files_added_since_909bde2_are_those_recorded(
+        published: dict[str, Any], recorded: dict[str, Any],
+        recorded_new: dict[str, Any]) -> None:
+    _same_environment(recorded_new)
+    for name, entry in published.items():  # each section listed is there, once
+        assert len(entry["sections"]) == (len(ADDED_SECTIONS.get(name, ()))
+                                          + len(ADDED_CONFIGS.get(name, ()))), name
+    assert additions(published, recorded) == recorded_new["datasets"]
+
+
+if __name__ == "__main__":  # python tests/test_byte_identical.py --write[-new] FIXTURE
     import tempfile
 
-    if sys.argv[1:2] != ["--write"] or len(sys.argv) != 3:
-        sys.exit("usage: python tests/test_byte_identical.py --write FIXTURE")
+    if sys.argv[1:2] not in (["--write"], ["--write-new"]) or len(sys.argv) != 3:
+        sys.exit("usage: python tests/test_byte_identical.py --write|--write-new FIXTURE")
     with tempfile.TemporaryDirectory() as tmp:
-        data = {"produced_by": PRODUCED_BY, "environment": environment(),
-                "datasets": digests(run_pipeline(Path(tmp)))}
+        found = digests(run_pipeline(Path(tmp)))
+    if sys.argv[1] == "--write":
+        data = {"produced_by": PRODUCED_BY, "environment": environment(), "datasets": {
+            name: {k: v for k, v in entry.items() if k != "sections"}
+            for name, entry in found.items()}}
+    else:
+        data = {"produced_by": PRODUCED_NEW, "environment": environment(),
+                "datasets": additions(found, json.loads(FIXTURE.read_text()))}
     Path(sys.argv[2]).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

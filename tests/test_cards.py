@@ -106,7 +106,7 @@ train: {output_dir: out/ckpt}
 def _publish_from(folder, monkeypatch) -> str:
     from warriorcoder.builders.base import PhaseOutput
     from warriorcoder.config import load_config
-    from warriorcoder.hub import HubStore
+    from warriorcoder.hub import open_store
     from warriorcoder.runner import run_phase
 
     def fake_mine(phase_input):
@@ -119,7 +119,7 @@ def _publish_from(folder, monkeypatch) -> str:
     (folder / "arena.yaml").write_text(PORTABLE_ARENA)
     config = load_config(folder / "arena.yaml")
     ref = run_phase("mine", config)
-    return HubStore.from_config(config.hub).read_card("mined_raw", ref.version)
+    return open_store(config.hub).read_card("mined_raw", ref.version)
 
 
 def test_cards_published_from_two_folders_are_equal_apart_from_times(tmp_path, monkeypatch):
@@ -170,8 +170,8 @@ def _publish_model_and_evals_from(folder) -> dict[str, bytes]:
 
     from tests.support.tiny_models import build_tiny_llama
     from warriorcoder.config import load_config
-    from warriorcoder.evaluation import Settings, evaluate
-    from warriorcoder.hub import HubStore
+    from warriorcoder.evaluation import EvalOptions, Settings, evaluate
+    from warriorcoder.hub import open_store
     from warriorcoder.training.checkpoint import (
         portable_base_model,
         publish_result,
@@ -182,7 +182,7 @@ def _publish_model_and_evals_from(folder) -> dict[str, bytes]:
     from warriorcoder.training.result import TrainResult
 
     config = load_config(folder / "arena.yaml")
-    store = HubStore.from_config(config.hub)
+    store = open_store(config.hub)
     rows = datasets.Dataset.from_dict({"instruction": ["x"], "response": ["y"]})
     store.publish("sft_final", rows, lambda ref: f"# sft_final {ref.version}\n")
     _, source = load_sft_dataset(config, None)
@@ -202,9 +202,10 @@ def _publish_model_and_evals_from(folder) -> dict[str, bytes]:
     write_card_and_result(config, result, "<instruction>")
     publish_result(result, config)
     fixtures = Path(__file__).parent / "fixtures" / "evalplus"
-    evaluate(config, None, samples=fixtures / "samples-humaneval.jsonl",
-             humaneval_plus=str(fixtures / "HumanEvalPlus-Mini4.jsonl.gz"),
-             settings=Settings(workers=2), publish=True)
+    evaluate(config, None, EvalOptions(
+        samples=fixtures / "samples-humaneval.jsonl",
+        humaneval_plus=str(fixtures / "HumanEvalPlus-Mini4.jsonl.gz"),
+        settings=Settings(workers=2), publish=True))
     published = {}
     for name in ("model", "evals"):
         root = Path(store.get(name, "v1").location)

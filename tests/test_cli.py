@@ -11,7 +11,7 @@ from warriorcoder.builders import REGISTRY
 from warriorcoder.builders.base import PhaseInput, PhaseOutput
 from warriorcoder.config import load_config
 from warriorcoder.dataset_cards import CardContent, card_lineage
-from warriorcoder.hub import HubStore
+from warriorcoder.hub import open_store
 
 ARENA = """\
 hub: {root: hub, namespace: team, prefix: wc}
@@ -88,7 +88,7 @@ def test_phase_reads_pinned_parent_and_status_shows_lineage(arena):
     result = invoke("filter", "-c", str(arena), "--input", "v1")
     assert result.exit_code == 0 and "team/wc-filtered@v1" in result.output
 
-    store = HubStore.from_config(load_config(arena).hub)
+    store = open_store(load_config(arena).hub)
     assert len(store.load("filtered", "v1")) == 2  # read mined_raw v1 (3 rows), not v2 (5 rows)
     assert card_lineage(store.read_card("filtered", "v1"))["parent"]["version"] == "v1"
 
@@ -102,7 +102,7 @@ def test_phase_reads_pinned_parent_and_status_shows_lineage(arena):
 
 def test_a_parent_without_the_required_columns_is_named(arena):
     invoke("mine", "-c", str(arena))
-    store = HubStore.from_config(load_config(arena).hub)
+    store = open_store(load_config(arena).hub)
     rows = datasets.Dataset.from_dict({"id": ["x"], "instruction": ["task"]})
     store.publish("mined_raw", rows, lambda ref: "---\n---\nhand-made\n")
     result = CliRunner().invoke(cli.main, ["filter", "-c", str(arena)])
@@ -122,7 +122,7 @@ def test_from_card_rebuilds_with_the_recorded_config(arena):
     arena.write_text(ARENA.replace("samples_per_config: 3", "samples_per_config: 5"))
     result = invoke("mine", "-c", str(arena), "--from-card", "team/wc-mined_raw@v1")
     assert result.exit_code == 0, result.output
-    store = HubStore.from_config(load_config(arena).hub)
+    store = open_store(load_config(arena).hub)
     assert store.load("mined_raw", "v2")["instruction"] == store.load("mined_raw", "v1")[
         "instruction"]
     assert "team/wc-mined_raw@v2" in result.output
@@ -142,7 +142,7 @@ def test_from_card_rebuilds_into_the_hub_of_the_current_config(arena, tmp_path):
                     "team/wc-mined_raw@v1")
     assert result.exit_code == 0, result.output
     assert str(other / "hub") in result.output
-    assert [r.version for r in HubStore.from_config(load_config(arena).hub).versions(
+    assert [r.version for r in open_store(load_config(arena).hub).versions(
         "mined_raw")] == ["v1"]  # the first folder's hub is untouched
 
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from warriorcoder.config import load_config
-from warriorcoder.hub import HubStore
+from warriorcoder.hub import open_store
 from warriorcoder.scoring.answer_stats import code_blocks, python_parses
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +89,7 @@ def test_trimmed_embedded_arena_cards_match_their_rows(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
     config = load_config(path)
-    store = HubStore.from_config(config.hub)
+    store = open_store(config.hub)
     for name in ("mined_raw", "filtered", "compressed", "battles", "votes", "sft_final"):
         assert store.latest(name) is not None, name
     experts = {e.name for e in config.experts}

@@ -16,6 +16,7 @@ from warriorcoder.config import ArenaConfig, ExpertConfig, GenerationConfig, Hub
 from warriorcoder.errors import EvaluationError
 from warriorcoder.evaluation import (
     RESPONSE_PREFIX,
+    EvalOptions,
     Settings,
     estimate_pass_at_k,
     evaluate,
@@ -95,7 +96,7 @@ def test_humaneval_canonical_solutions_score_164_of_164(tmp_path: Path) -> None:
         json.dumps({"task_id": p.task_id, "completion": p.canonical_solution}) + "\n"
         for p in HUMAN_EVAL.problems
     ))
-    report = evaluate(_config(tmp_path), None, samples=samples, settings=FAST)
+    report = evaluate(_config(tmp_path), None, EvalOptions(samples=samples, settings=FAST))
     assert report.benchmarks == ["humaneval"]
     assert report.scores()["humaneval"]["pass@1"] == 1.0
     assert report.counts()["passed"] == 164
@@ -128,10 +129,11 @@ def test_fixture_scores_equal_evalplus_evaluate(tmp_path: Path) -> None:
         "mbpp": _evalplus_results(tmp_path, "mbpp", MBPP_PLUS, FIXTURES / "samples-mbpp.jsonl"),
     }
     ours = {
-        "humaneval": evaluate(_config(tmp_path), None, samples=FIXTURES / "samples-humaneval.jsonl",
-                              humaneval_plus=str(HE_PLUS), settings=FAST),
-        "mbpp": evaluate(_config(tmp_path), None, samples=FIXTURES / "samples-mbpp.jsonl",
-                         mbpp_plus=str(MBPP_PLUS), settings=FAST),
+        "humaneval": evaluate(_config(tmp_path), None, EvalOptions(
+            samples=FIXTURES / "samples-humaneval.jsonl", humaneval_plus=str(HE_PLUS),
+            settings=FAST)),
+        "mbpp": evaluate(_config(tmp_path), None, EvalOptions(
+            samples=FIXTURES / "samples-mbpp.jsonl", mbpp_plus=str(MBPP_PLUS), settings=FAST)),
     }
     for dataset, run in runs.items():
         output, _ = run["process"].communicate(timeout=240)
@@ -246,7 +248,7 @@ def _body(problem: Any) -> str:
 def test_chat_route_scores_and_resumes_from_the_journal(served, tmp_path: Path) -> None:
     config, server, seen = served(_body)
     url = server.url("coder")
-    report = evaluate(config, url, limit=3, settings=FAST)
+    report = evaluate(config, url, EvalOptions(limit=3, settings=FAST))
     assert report.prompt_mode == "chat"
     assert report.scores()["humaneval"]["pass@1"] == 1.0
     kind, payload = seen[0]
@@ -257,7 +259,7 @@ def test_chat_route_scores_and_resumes_from_the_journal(served, tmp_path: Path) 
     assert payload["temperature"] == 0 and payload["max_tokens"] == 768
     samples = (report.out_dir / "humaneval_samples.jsonl").read_text().splitlines()
     sent = server.stats.total_served
-    again = evaluate(config, url, limit=4, settings=FAST)
+    again = evaluate(config, url, EvalOptions(limit=4, settings=FAST))
     assert server.stats.total_served == sent + 1, "only the new problem is sent"
     assert [r.completion for r in again.rows[:3]] == [r.completion for r in report.rows]
     assert [json.loads(line)["task_id"] for line in samples] == [
@@ -274,14 +276,14 @@ def test_failures_are_recorded_not_dropped(served, tmp_path: Path) -> None:
         return replies.get(int(problem.task_id.split("/")[1]), "```python\n    return 0\n```")
 
     config, server, _ = served(reply)
-    report = evaluate(config, "coder", limit=4,
-                      settings=Settings(workers=4, check_timeout_s=2.0))
+    report = evaluate(config, "coder", EvalOptions(
+        limit=4, settings=Settings(workers=4, check_timeout_s=2.0)))
     statuses = [row.status for row in report.rows]
     assert statuses[0] == "failed" and statuses[1] == "no_code"
     assert statuses[2] == "timed_out" and statuses[3] == "failed"
     assert report.scores()["humaneval"]["pass@1"] == 0.0
     server.set_down("other")
-    down = evaluate(config, "other", limit=2, settings=FAST)
+    down = evaluate(config, "other", EvalOptions(limit=2, settings=FAST))
     assert [row.status for row in down.rows] == ["generation_failed"] * 2
     assert down.scores()["humaneval"]["samples"] == 2, "counted as failures"
 
@@ -291,7 +293,7 @@ def test_instruct_mode_prefills_the_raw_prompt(served, chat_checkpoint: Path) ->
         return f"{problem.prompt}{problem.canonical_solution}\n```\nExplanation follows."
 
     config, _, seen = served(reply, tokenizer=str(chat_checkpoint))
-    report = evaluate(config, "coder", limit=2, settings=FAST)
+    report = evaluate(config, "coder", EvalOptions(limit=2, settings=FAST))
     assert report.prompt_mode == "instruct"
     kind, payload = seen[0]
     assert kind == "generate"
@@ -305,7 +307,7 @@ def test_pass_at_k_with_n_samples(served) -> None:
         return _body(problem)
 
     config, _, seen = served(reply)
-    report = evaluate(config, "coder", limit=2, n=3, temperature=0.8, settings=FAST)
+    report = evaluate(config, "coder", EvalOptions(limit=2, n=3, temperature=0.8, settings=FAST))
     assert len(report.rows) == 6 and [r.sample for r in report.rows[:3]] == [0, 1, 2]
     seeds = sorted({payload["seed"] for _, payload in seen})
     assert seeds == [0, 1, 2]
@@ -316,7 +318,8 @@ def test_pass_at_k_with_n_samples(served) -> None:
 
 def test_completion_mode_for_a_base_model(tmp_path: Path, tiny_base: Path) -> None:
     folder = _copy(tiny_base, tmp_path / "base" / "final")
-    report = evaluate(_config(tmp_path), str(folder), limit=1, max_new_tokens=3, settings=FAST)
+    report = evaluate(_config(tmp_path), str(folder),
+                      EvalOptions(limit=1, max_new_tokens=3, settings=FAST))
     assert report.prompt_mode == "completion"
     row = report.rows[0]
     assert row.prompt == HUMAN_EVAL.problems[0].prompt.strip() + "\n"
@@ -355,7 +358,7 @@ def test_bad_release_files_are_refused(tmp_path: Path) -> None:
     samples = tmp_path / "s.jsonl"
     samples.write_text(json.dumps({"task_id": "Mbpp/2", "solution": "x"}) + "\n")
     with pytest.raises(EvaluationError, match="--mbpp-plus"):
-        evaluate(_config(tmp_path), None, samples=samples)
+        evaluate(_config(tmp_path), None, EvalOptions(samples=samples))
 
 
 def test_evals_dataset_and_cards(tmp_path: Path) -> None:
@@ -365,8 +368,8 @@ def test_evals_dataset_and_cards(tmp_path: Path) -> None:
     from warriorcoder.evaluation import publish_report
 
     config = _config(tmp_path)
-    report = evaluate(config, None, samples=FIXTURES / "samples-humaneval.jsonl",
-                      humaneval_plus=str(HE_PLUS), settings=FAST)
+    report = evaluate(config, None, EvalOptions(
+        samples=FIXTURES / "samples-humaneval.jsonl", humaneval_plus=str(HE_PLUS), settings=FAST))
     ref = publish_report(config, report)
     rows = load_dataset(ref.location, split="train")
     assert len(rows) == len(report.rows) == 9

@@ -31,6 +31,7 @@ from warriorcoder.hub import (
     HubStore,
     LocalHubStore,
     VersionRef,
+    open_store,
     parse_spec,
 )
 
@@ -131,7 +132,7 @@ def hf_backend(server: HubServer, tmp_path: Path, cache: Path) -> Backend:
     hub = HubConfig(
         backend="hf", endpoint=server.url, namespace=namespace, prefix="wc", token_env=TOKEN_ENV
     )
-    return Backend("hf", HubStore.from_config(hub), server, cache)
+    return Backend("hf", open_store(hub), server, cache)
 
 
 @pytest.fixture(params=["local", "hf"])
@@ -140,16 +141,16 @@ def backend(
 ) -> Iterator[Backend]:
     if request.param == "local":
         hub = HubConfig(backend="local", root=tmp_path / "hub", namespace="ns", prefix="wc")
-        yield Backend("local", HubStore.from_config(hub), None, isolated_caches)
+        yield Backend("local", open_store(hub), None, isolated_caches)
         return
     server = request.getfixturevalue("hub_server")
     with hub_clients_at(server.url):
         yield hf_backend(server, tmp_path, isolated_caches)
 
 
-def test_from_config_picks_the_backend(tmp_path: Path) -> None:
-    assert isinstance(HubStore.from_config(HubConfig(root=tmp_path)), LocalHubStore)
-    hf = HubStore.from_config(HubConfig(backend="hf", endpoint="http://127.0.0.1:1"))
+def test_open_store_picks_the_backend(tmp_path: Path) -> None:
+    assert isinstance(open_store(HubConfig(root=tmp_path)), LocalHubStore)
+    hf = open_store(HubConfig(backend="hf", endpoint="http://127.0.0.1:1"))
     assert isinstance(hf, HfHubStore)
 
 
@@ -302,8 +303,8 @@ def test_local_publishes_from_two_processes_get_distinct_versions(
         f"""
         import sys, datasets
         from warriorcoder.config import HubConfig
-        from warriorcoder.hub import HubStore
-        store = HubStore.from_config(HubConfig(root={str(tmp_path)!r}, namespace="n"))
+        from warriorcoder.hub import open_store
+        store = open_store(HubConfig(root={str(tmp_path)!r}, namespace="n"))
         for i in range(3):
             rows = datasets.Dataset.from_dict({{"who": [sys.argv[1]], "i": [i]}})
             store.publish("mined_raw", rows, lambda ref: f"---\\n---\\nversion {{ref.version}}\\n")
@@ -315,7 +316,7 @@ def test_local_publishes_from_two_processes_get_distinct_versions(
     ]
     assert [proc.wait(timeout=120) for proc in procs] == [0, 0]
 
-    store = HubStore.from_config(HubConfig(root=tmp_path, namespace="n"))
+    store = open_store(HubConfig(root=tmp_path, namespace="n"))
     refs = store.versions("mined_raw")
     assert [ref.version for ref in refs] == [f"v{n}" for n in range(1, 7)]
     seen = set()
@@ -356,7 +357,7 @@ def test_hub_load_with_an_endpoint_datasets_was_not_imported_with(
     monkeypatch.setattr(hub_constants, "HF_HUB_DISABLE_XET", True)
     hub = HubConfig(backend="hf", endpoint=hub_server.url, namespace="elsewhere",
                     token_env=TOKEN_ENV)
-    store = HubStore.from_config(hub)
+    store = open_store(hub)
     store.publish(PHASE, rows("one"), make_card("none"))
     store.publish(PHASE, rows("two"), make_card("v1"))
     assert hub_server.url != datasets.config.HF_ENDPOINT
@@ -367,7 +368,7 @@ def test_hub_load_with_an_endpoint_datasets_was_not_imported_with(
 def test_downstream_user_in_a_fresh_process(hub_server: HubServer, isolated_caches: Path) -> None:
     hub = HubConfig(backend="hf", endpoint=hub_server.url, namespace="fresh", token_env=TOKEN_ENV)
     with hub_clients_at(hub_server.url):
-        store = HubStore.from_config(hub)
+        store = open_store(hub)
         store.publish(PHASE, rows("old"), make_card("none"))
         v2 = store.publish(PHASE, rows("new", n=2), make_card("v1"))
     script = textwrap.dedent(

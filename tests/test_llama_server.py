@@ -36,7 +36,7 @@ from tests.support.tgi_server import FakeModel, TGITestServer, arena_responder
 from warriorcoder.config import ArenaConfig, ExpertConfig, GenerationConfig
 from warriorcoder.generation import CompletionRequest, ExpertPool, SamplingParams
 from warriorcoder.generation.journal import Journal
-from warriorcoder.hub import HubStore
+from warriorcoder.hub import open_store
 from warriorcoder.runner import run_phase
 from warriorcoder.scoring.difficulty import parse_difficulty, score_regex
 from warriorcoder.scoring.verdicts import parse_verdict
@@ -161,7 +161,7 @@ def test_mine_to_select_on_three_kinds_of_server_with_a_killed_judge(
     with (TGITestServer({"tgi_sim": fakes["tgi_sim"]}) as tgi,
           OpenAITestServer({"oai_sim": fakes["oai_sim"]}, flavor="vllm") as oai):
         config = _config(tmp_path, proxy, model, tgi.url("tgi_sim"), oai.url("oai_sim"))
-        store = HubStore.from_config(config.hub)
+        store = open_store(config.hub)
         with ExpertPool.from_config(config) as pool:
             prefixes = {n: pool.mining_prefix(n, config.mine.system_prompt) for n in REAL}
             for phase in ("mine", "filter", "compress", "battle"):

@@ -26,7 +26,7 @@ from warriorcoder.generation import (
     GenerationFailed,
     SamplingParams,
 )
-from warriorcoder.hub import HubStore
+from warriorcoder.hub import open_store
 from warriorcoder.runner import run_phase
 from warriorcoder.scoring.verdicts import verdict_regex
 
@@ -249,7 +249,7 @@ def test_one_pool_with_experts_on_tgi_and_openai_servers_runs_to_select(tmp_path
         config.battle.max_new_tokens = 40
         config.select.elo_permutations = 5
         config.select.bootstrap_rounds = 5
-        store = HubStore.from_config(config.hub)
+        store = open_store(config.hub)
         with ExpertPool.from_config(config) as pool:
             for phase in PHASES:
                 run_phase(phase, config, store=store, pool=pool)
@@ -303,7 +303,7 @@ def test_an_openai_arena_on_tgi_v1_routes_runs_mine_to_select(tmp_path: Path) ->
         config.judge.max_new_tokens = 64
         config.select.elo_permutations = 3
         config.select.bootstrap_rounds = 3
-        store = HubStore.from_config(config.hub)
+        store = open_store(config.hub)
         with ExpertPool.from_config(config) as pool:
             for phase in PHASES:
                 run_phase(phase, config, store=store, pool=pool)

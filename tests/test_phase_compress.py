@@ -17,7 +17,7 @@ from warriorcoder.builders import compress
 from warriorcoder.builders.compress import RADIUS_FIGURE, embed_instructions, embedding_devices
 from warriorcoder.config import ArenaConfig
 from warriorcoder.errors import InputDatasetError
-from warriorcoder.hub import HubStore
+from warriorcoder.hub import open_store
 from warriorcoder.runner import run_phase
 from warriorcoder.scoring.kcenter import first_center
 
@@ -48,7 +48,7 @@ def _config(root: Path, size: int) -> ArenaConfig:
 def parent(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("compress")
     config = _config(root, size=8)
-    store = HubStore.from_config(config.hub)
+    store = open_store(config.hub)
     dataset = datasets.Dataset.from_list(_parent_rows())
     ref = store.publish("filtered", dataset,
                         lambda ref: "---\npretty_name: parent\n---\n# parent\n")

@@ -17,7 +17,7 @@ from tests.support.sim_instructions import (
     sim_arena,
 )
 from warriorcoder.builders.filter import DIFFICULTY_FIGURE, spearman
-from warriorcoder.hub import HubStore
+from warriorcoder.hub import open_store
 from warriorcoder.runner import run_phase
 
 
@@ -29,7 +29,7 @@ def arena(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def filtered(arena: SimArena):
-    store = HubStore.from_config(arena.config.hub)
+    store = open_store(arena.config.hub)
     mined = run_phase("mine", arena.config, store=store)
     ref = run_phase("filter", arena.config, store=store)
     return store, mined, ref, store.load("filtered", ref.version)
@@ -105,7 +105,7 @@ def test_judges_are_the_other_experts_and_scores_are_theirs(arena: SimArena, fil
 
 def test_unparsable_replies_are_retried_then_recorded_invalid(arena: SimArena, filtered) -> None:
     _, mined_ref, _, rows = filtered
-    store = HubStore.from_config(arena.config.hub)
+    store = open_store(arena.config.hub)
     mined = store.load("mined_raw", mined_ref.version)
     kind_of = {row["id"]: arena.sim.kind_of(row["expert"], row["seed"]) for row in mined}
     flaky = [r for r in rows if kind_of[r["id"]] == FLAKY]

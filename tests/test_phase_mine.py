@@ -11,7 +11,7 @@ from huggingface_hub import DatasetCard
 
 from tests.support.sim_instructions import EMPTY, TRUNCATED, SimArena, sim_arena
 from warriorcoder.builders.mine import extract_instruction, mining_slots
-from warriorcoder.hub import HubStore
+from warriorcoder.hub import open_store
 from warriorcoder.runner import run_phase
 from warriorcoder.scoring.seeds import stable_id
 
@@ -26,7 +26,7 @@ def arena(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def mined(arena: SimArena):
-    store = HubStore.from_config(arena.config.hub)
+    store = open_store(arena.config.hub)
     ref = run_phase("mine", arena.config, store=store)
     return store, ref, store.load("mined_raw", ref.version)
 

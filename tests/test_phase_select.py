@@ -12,7 +12,7 @@ from huggingface_hub import DatasetCard
 from tests.support.sim_battles import publish_parent
 from warriorcoder.builders.judge import FEATURES
 from warriorcoder.config import ArenaConfig
-from warriorcoder.hub import HubStore
+from warriorcoder.hub import open_store
 from warriorcoder.runner import run_phase
 from warriorcoder.scoring.elo import bradley_terry, expected_score, online_elo
 
@@ -76,7 +76,7 @@ def _config(root: Path, **select: object) -> ArenaConfig:
 
 def _select(root: Path, **select: object) -> tuple[dict[str, dict], str, ArenaConfig]:
     config = _config(root, **select)
-    store = HubStore.from_config(config.hub)
+    store = open_store(config.hub)
     if not store.versions("votes"):
         publish_parent(store, "judge", votes_rows(), FEATURES)
     ref = run_phase("select", config, store=store)

@@ -13,7 +13,7 @@ from huggingface_hub import DatasetCard
 from tests.support.sim_instructions import sim_arena
 from warriorcoder.builders import get_phase
 from warriorcoder.cli import main
-from warriorcoder.hub import HubStore
+from warriorcoder.hub import open_store
 
 PHASES = ("mine", "filter", "compress")
 
@@ -29,7 +29,7 @@ def test_mine_filter_compress_publish_three_linked_versions(tmp_path: Path) -> N
         config_path = tmp_path / "arena.yaml"
         config_path.write_text(yaml.safe_dump(arena.config.to_yaml_dict(), sort_keys=False))
         output = _invoke("run", "-c", str(config_path), "--until", "compress")
-        store = HubStore.from_config(arena.config.hub)
+        store = open_store(arena.config.hub)
         refs = {phase: store.latest(get_phase(phase).dataset) for phase in PHASES}
         assert all(f"{phase}: published {refs[phase].spec()}" in output for phase in PHASES)
 

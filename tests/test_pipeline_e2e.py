@@ -18,7 +18,7 @@ from tests.support.sim_instructions import sim_arena
 from warriorcoder.builders import PHASES
 from warriorcoder.config import ArenaConfig
 from warriorcoder.dataset_cards import card_lineage
-from warriorcoder.hub import HubStore
+from warriorcoder.hub import HubStore, open_store
 from warriorcoder.runner import run_phase
 
 NAMES = ("alpha", "beta", "gamma", "delta", "epsilon")
@@ -59,7 +59,7 @@ def test_killed_in_judge_and_restarted_gives_the_same_sft_final(tmp_path: Path) 
     straight = _battle_sim()
     with sim_arena(tmp_path / "straight", NAMES, fallback=straight.responder) as arena:
         _tune(arena.config)
-        store = HubStore.from_config(arena.config.hub)
+        store = open_store(arena.config.hub)
         for phase in PHASES:
             run_phase(phase, arena.config, store=store)
         expected = _sft_rows(store)
@@ -95,7 +95,7 @@ def test_killed_in_judge_and_restarted_gives_the_same_sft_final(tmp_path: Path) 
                 process.kill()
             log.close()
         resumed.on_judge_call = None
-        store = HubStore.from_config(arena.config.hub)
+        store = open_store(arena.config.hub)
         assert returncode == -signal.SIGKILL, (tmp_path / "killed" / "run.log").read_text()
         assert store.latest("battles") is not None and store.latest("votes") is None
 

@@ -21,7 +21,7 @@ from tests.support.chromium import Chromium, find_chromium
 from tests.support.sim_lineage import sim_lineage
 from warriorcoder.cli import main
 from warriorcoder.dataset_cards import render_png
-from warriorcoder.hub import EVALS, MODEL, HubStore, VersionRef
+from warriorcoder.hub import EVALS, MODEL, HubStore, VersionRef, open_store
 
 HOSTILE = ('\n<script>console.error("xss")</script><img src="x" '
            'onerror="console.error(\'xss\')"></pre><b>bold</b>')
@@ -207,7 +207,7 @@ def test_the_report_reads_a_lineage_published_on_the_hub_backend(
     monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")
     with HubServer() as server, hub_clients_at(server.url):
-        remote = HubStore.from_config(HubConfig(backend="hf", endpoint=server.url,
+        remote = open_store(HubConfig(backend="hf", endpoint=server.url,
                                                 namespace="sim", prefix="warriorcoder"))
         for name in (get_phase(p).dataset for p in PHASES):
             ref = local.latest(name)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from warriorcoder.config import ArenaConfig, ExpertConfig, GenerationConfig, HubConfig
-from warriorcoder.evaluation import Settings, evaluate, load_human_eval
+from warriorcoder.evaluation import EvalOptions, Settings, evaluate, load_human_eval
 from warriorcoder.evaluation.scoring import GAMING
 from warriorcoder.sandbox import Limits, run_tests
 
@@ -154,9 +154,10 @@ def test_gaming_samples_count_as_failed_in_evaluate_and_are_named(
         json.dumps({"task_id": PROBLEM.task_id, "solution": s}) + "\n" for s in solutions
     ))
     report = evaluate(
-        _config(tmp_path), None, samples=samples, settings=Settings(workers=2, check_timeout_s=5),
-        humaneval_plus=str(FIXTURES / "HumanEvalPlus-Mini4.jsonl.gz") if plus else None,
-        out_dir=tmp_path / "report",
+        _config(tmp_path), None, EvalOptions(
+            samples=samples, settings=Settings(workers=2, check_timeout_s=5),
+            humaneval_plus=str(FIXTURES / "HumanEvalPlus-Mini4.jsonl.gz") if plus else None,
+            out_dir=tmp_path / "report"),
     )
     rows = sorted(report.rows, key=lambda r: r.sample)
     assert rows[0].status == "passed", rows[0].error

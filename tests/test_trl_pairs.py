@@ -16,7 +16,7 @@ from tests.support.sim_battles import BattleSim
 from tests.support.sim_instructions import CHATML_TEMPLATE, sim_arena
 from tests.support.tiny_models import gpt2_tokenizer
 from warriorcoder.builders import PHASES
-from warriorcoder.hub import HubStore
+from warriorcoder.hub import open_store
 from warriorcoder.runner import run_phase
 
 trl_data = pytest.importorskip("trl.data_utils")
@@ -38,7 +38,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         config.judge.bias_policy = "none"
         config.select.elo_permutations = 10
         config.select.bootstrap_rounds = 20
-        store = HubStore.from_config(config.hub)
+        store = open_store(config.hub)
         for phase in PHASES:
             run_phase(phase, config, store=store)
     final, votes = store.latest("sft_final"), store.latest("votes")

@@ -91,7 +91,7 @@ def _phase_command(phase: str) -> click.Command:
     @FORCE_OPTION
     def command(config_path: Path, input_version: str | None, from_card: str | None,
                 dry_run: bool, force: bool) -> None:
-        from warriorcoder.hub import HubStore
+        from warriorcoder.hub import open_store
         from warriorcoder.runner import plan_phase, resolve_parent, run_phase
 
         if from_card:
@@ -101,7 +101,7 @@ def _phase_command(phase: str) -> click.Command:
             force = True  # a rebuild publishes, even over an identical latest version
         else:
             config = load_config(config_path)
-        store = HubStore.from_config(config.hub)
+        store = open_store(config.hub)
         if dry_run:
             parent = resolve_parent(store, REGISTRY[phase], input_version)
             rows = store.load(parent.dataset, parent.version) if parent else None
@@ -119,11 +119,11 @@ for _phase in PHASES:
 
 def _print_plans(config: ArenaConfig, plans: list[tuple[str, Any]]) -> None:
     from warriorcoder.dataset_cards import markdown_table
-    from warriorcoder.hub import HubStore
+    from warriorcoder.hub import open_store
     from warriorcoder.planning import PLAN_HEADER, plan_rows, training_lines
     from warriorcoder.runner import measured_seconds_per_call
 
-    store = HubStore.from_config(config.hub)
+    store = open_store(config.hub)
     rows = plan_rows(plans, lambda name: measured_seconds_per_call(store, name))
     click.echo("Cost plan (no call made; tokens are estimates, generated = the max_new_tokens "
                "upper bound; time from the last build's measured seconds per call):")
@@ -145,7 +145,7 @@ def _print_plans(config: ArenaConfig, plans: list[tuple[str, Any]]) -> None:
 def run(config_path: Path, until: str, dry_run: bool, force: bool) -> None:
     """Run the phases from mine to --until, each reading the version the previous one wrote."""
     from warriorcoder.generation import ExpertPool
-    from warriorcoder.hub import HubStore
+    from warriorcoder.hub import open_store
     from warriorcoder.runner import plan_pipeline, run_phase
 
     config = load_config(config_path)
@@ -156,7 +156,7 @@ def run(config_path: Path, until: str, dry_run: bool, force: bool) -> None:
     from warriorcoder.generation.run_progress import RunProgress
     from warriorcoder.runner import measured_seconds_per_call
 
-    store = HubStore.from_config(config.hub)
+    store = open_store(config.hub)
     previous = None
     written = []
     line = [(name, plan.calls, measured_seconds_per_call(store, name) if plan.calls else None)
@@ -192,11 +192,11 @@ def _print_next_steps(config: ArenaConfig, config_path: Path, written: list[tupl
 @CONFIG_OPTION
 def status(config_path: Path) -> None:
     """Print each artifact's versions (the phase datasets, model, evals) and their lineage."""
-    from warriorcoder.hub import ARTIFACTS, HubStore
+    from warriorcoder.hub import ARTIFACTS, open_store
     from warriorcoder.hub.tree import Node, render_tree
 
     config = load_config(config_path)
-    store = HubStore.from_config(config.hub)
+    store = open_store(config.hub)
     nodes = []
     for artifact in ARTIFACTS:
         refs = store.versions(artifact.name)
@@ -272,7 +272,7 @@ def evaluate(config_path: Path, target: str | None, benchmarks: str | None,
              publish: bool) -> None:
     """pass@k on HumanEval(+)/MBPP(+) as EvalPlus scores them, every program sandboxed, of
     TARGET: a checkpoint folder, a TGI URL, or an expert of the config."""
-    from warriorcoder.evaluation import Settings
+    from warriorcoder.evaluation import EvalOptions, Settings
     from warriorcoder.evaluation import evaluate as run_evaluation
 
     # Scoring a samples file needs no arena (as EvalPlus): the default config may be absent.
@@ -280,12 +280,13 @@ def evaluate(config_path: Path, target: str | None, benchmarks: str | None,
     config = (None if samples is not None and not publish and not config_path.exists()
               and given == click.core.ParameterSource.DEFAULT else load_config(config_path))
     names = [b.strip() for b in benchmarks.split(",") if b.strip()] if benchmarks else None
-    report = run_evaluation(
-        config, target, benchmarks=names, humaneval_plus=humaneval_plus, mbpp_plus=mbpp_plus,
-        samples=samples, limit=limit, n=n, temperature=temperature, prompt_mode=prompt_mode,
+    options = EvalOptions(
+        benchmarks=names, humaneval_plus=humaneval_plus, mbpp_plus=mbpp_plus, samples=samples,
+        limit=limit, n=n, temperature=temperature, prompt_mode=prompt_mode,
         max_new_tokens=max_new_tokens, out_dir=out_dir, settings=Settings(workers=workers),
         publish=publish,
     )
+    report = run_evaluation(config, target, options)
     for note in report.notes:
         click.echo(f"note: {note}")
     click.echo(f"isolation: {report.isolation}")
@@ -371,11 +372,11 @@ def check_arena(config_path: Path, problems: int, modes: str, output: Path | Non
 def report(config_path: Path, spec: str, output: Path, battles: int) -> None:
     """Write one self-contained HTML page for a lineage: the funnel, the cards' figures, the
     cost per phase, the model and evals built from it, and a few battles shown whole."""
-    from warriorcoder.hub import HubStore
+    from warriorcoder.hub import open_store
     from warriorcoder.report import build_report
 
     config = load_config(config_path)
-    page = build_report(HubStore.from_config(config.hub), spec, battles=battles)
+    page = build_report(open_store(config.hub), spec, battles=battles)
     output.write_text(page, encoding="utf-8")
     click.echo(f"report: {output} ({len(page) // 1024} KiB, open it in a browser)")
 

@@ -159,12 +159,12 @@ def run_phase(
     Reuses (does not republish) the latest version when it was built from the same inputs,
     unless `force`. Raises `PhaseError`, `InputDatasetError` (the parent lacks columns),
     `HubError` and the generation errors (`GenerationFailed` after every reachable call)."""
-    from warriorcoder.hub import HubStore
+    from warriorcoder.hub import open_store
 
     declared = get_phase(phase)
     if declared.build is None:  # pragma: no cover - every registered phase has a builder
         raise PhaseError(f"phase {phase!r} has no builder")
-    store = store or HubStore.from_config(config.hub)
+    store = store or open_store(config.hub)
     parent = resolve_parent(store, declared, input_version)
     rows = store.load(parent.dataset, parent.version) if parent is not None else None
     if rows is not None and parent is not None:

@@ -255,7 +255,7 @@ def battle_arena(root: Path, sim: BattleSim, **sections: dict[str, Any]) -> Iter
     (small token limits and bootstrap sizes by default, so a run takes seconds)."""
     from tests.support.tgi_server import FakeModel, TGITestServer
     from warriorcoder.config import ArenaConfig
-    from warriorcoder.hub import HubStore
+    from warriorcoder.hub import open_store
 
     names = list(sim.strengths)
     models = {name: FakeModel(f"sim/{name}", responder=sim.responder) for name in names}
@@ -272,4 +272,4 @@ def battle_arena(root: Path, sim: BattleSim, **sections: dict[str, Any]) -> Iter
         for section, values in sections.items():
             data[section] = {**data.get(section, {}), **values}
         config = ArenaConfig.model_validate(data)
-        yield BattleArena(server, config, sim, HubStore.from_config(config.hub))
+        yield BattleArena(server, config, sim, open_store(config.hub))

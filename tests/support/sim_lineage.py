@@ -18,7 +18,7 @@ from tests.support.sim_battles import BattleSim
 from tests.support.sim_instructions import sim_arena
 from warriorcoder.builders import PHASES
 from warriorcoder.config import ArenaConfig
-from warriorcoder.hub import HubStore
+from warriorcoder.hub import HubStore, open_store
 from warriorcoder.runner import run_phase
 from warriorcoder.scoring.verdicts import JUDGE_PROMPT
 
@@ -44,7 +44,7 @@ def sim_lineage(root: Path, answer_suffix: str = "") -> tuple[ArenaConfig, HubSt
         config.judge.max_new_tokens = 200
         config.select.elo_permutations = 10
         config.select.bootstrap_rounds = 20
-        store = HubStore.from_config(config.hub)
+        store = open_store(config.hub)
         for phase in PHASES:
             run_phase(phase, config, store=store)
     return config, store

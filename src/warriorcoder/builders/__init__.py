@@ -2,7 +2,9 @@
 
 Each module declares its phase beside its code (`PHASE`, see `base.Phase`): the dataset it
 writes, the parent it reads, the columns it needs and the features it writes, the config
-sections it depends on, its builder and its cost planner.
+sections it depends on, its builder and its cost planner. A phase with parts is a package
+whose `__init__` is the phase and whose submodules are its parts: `judge.execution`
+(execution-grounded verdicts) and `select.preference` (TRL preference pairs).
 
     from warriorcoder.builders import PHASES, get_phase
     get_phase("judge").dataset        # 'votes'

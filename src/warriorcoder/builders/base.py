@@ -156,3 +156,10 @@ def expert_records(phase_input: PhaseInput, names: list[str] | None = None) -> l
             record["revision_source"] = source
         records.append(record)
     return records
+
+
+def rows_dataset(rows: list[dict[str, Any]], features: datasets.Features) -> datasets.Dataset:
+    """`Dataset.from_list`, which also accepts no rows (it raises a keys mismatch on `[]`)."""
+    if not rows:
+        return datasets.Dataset.from_dict({name: [] for name in features}, features=features)
+    return datasets.Dataset.from_list(rows, features=features)

@@ -13,7 +13,14 @@ from typing import Any
 
 import datasets
 
-from warriorcoder.builders.base import Phase, PhaseInput, PhaseOutput, PhasePlan, expert_records
+from warriorcoder.builders.base import (
+    Phase,
+    PhaseInput,
+    PhaseOutput,
+    PhasePlan,
+    expert_records,
+    rows_dataset,
+)
 from warriorcoder.config import ArenaConfig
 from warriorcoder.dataset_cards import CardContent, CardSection, markdown_table
 from warriorcoder.dataset_cards.arena_sections import battle_code_section
@@ -143,7 +150,7 @@ def build(phase_input: PhaseInput) -> PhaseOutput:
                 request = requests[(expert, iid)]
                 row.update(_side_columns(side, request, by_request[request]))
             out.append(row)
-    dataset = datasets.Dataset.from_list(out, features=FEATURES)
+    dataset = rows_dataset(out, features=FEATURES)
     content = CardContent(
         counts=[("instructions", len(ids)), ("battles", len(out)),
                 ("answers generated", len(unique))],

@@ -23,7 +23,14 @@ from typing import Any
 import datasets
 import numpy as np
 
-from warriorcoder.builders.base import Phase, PhaseInput, PhaseOutput, PhasePlan, expert_records
+from warriorcoder.builders.base import (
+    Phase,
+    PhaseInput,
+    PhaseOutput,
+    PhasePlan,
+    expert_records,
+    rows_dataset,
+)
 from warriorcoder.builders.mine import FEATURES as MINED_FEATURES
 from warriorcoder.config import ArenaConfig, FilterConfig
 from warriorcoder.dataset_cards import CardContent, CardSection, Figure, markdown_table, render_png
@@ -158,7 +165,7 @@ def build(phase_input: PhaseInput) -> PhaseOutput:
         )
 
     features = datasets.Features({**parent.features, **NEW_FEATURES})
-    dataset = datasets.Dataset.from_list(rows, features=features)
+    dataset = rows_dataset(rows, features=features)
     content = CardContent(counts=steps.counts, sections=steps.sections,
                           experts=expert_records(phase_input))
     return PhaseOutput(dataset=dataset, content=content)

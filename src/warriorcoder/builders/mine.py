@@ -15,7 +15,14 @@ from typing import Any
 
 import datasets
 
-from warriorcoder.builders.base import Phase, PhaseInput, PhaseOutput, PhasePlan, expert_records
+from warriorcoder.builders.base import (
+    Phase,
+    PhaseInput,
+    PhaseOutput,
+    PhasePlan,
+    expert_records,
+    rows_dataset,
+)
 from warriorcoder.config import ArenaConfig
 from warriorcoder.dataset_cards import CardContent, CardSection, markdown_table
 from warriorcoder.errors import PhaseError
@@ -178,7 +185,7 @@ def build(phase_input: PhaseInput) -> PhaseOutput:
             f"({', '.join(f'{n} {r}' for r, n in reasons.items())}); if they were cut by the "
             "length limit raise mine.max_new_tokens, if empty check the experts' chat templates"
         )
-    dataset = datasets.Dataset.from_list(rows, features=FEATURES)
+    dataset = rows_dataset(rows, features=FEATURES)
     counts = [("requests", len(slots))]
     remaining = len(slots) - reasons[REJECT_ERROR]
     if reasons[REJECT_ERROR]:

@@ -129,7 +129,9 @@ def ratings_figure(ratings: Mapping[str, float], intervals: Mapping[str, tuple[f
         low = np.array([intervals[e][0] for e in experts], dtype=float)
         high = np.array([intervals[e][1] for e in experts], dtype=float)
         known = ~np.isnan(low)
-        error = np.vstack([values - low, high - values])
+        # a percentile interval need not hold its point estimate (few bootstrap rounds):
+        # the bar then starts at the point, the table keeps the interval as computed
+        error = np.clip(np.vstack([values - low, high - values]), 0.0, None)
         ax.errorbar(values[known], y[known], xerr=error[:, known], fmt="o", color="tab:blue",
                     ecolor="tab:blue", capsize=4, label="rating, 95% bootstrap interval")
         if (~known).any():
@@ -237,8 +239,9 @@ def first_shown_figure(counts: Mapping[str, tuple[int, int]], confidence: float 
         known = ~np.isnan(share)
         ax.axvline(0.5, color="tab:gray", linestyle="--", linewidth=1, label="unbiased (0.5)")
         ax.errorbar(share[known], y[known],
-                    xerr=np.vstack([share - low, high - share])[:, known], fmt="o",
-                    color="tab:orange", capsize=4, label=f"share, {confidence:.0%} Wilson interval")
+                    xerr=np.clip(np.vstack([share - low, high - share]), 0.0, None)[:, known],
+                    fmt="o", color="tab:orange", capsize=4,
+                    label=f"share, {confidence:.0%} Wilson interval")
         ax.set_yticks(y, [f"{j} (n={counts[j][1]})" for j in judges])
         ax.set_xlim(0, 1)
         ax.set_xlabel("share of decided verdicts for the answer shown first")

@@ -37,6 +37,8 @@ class EvalsCardFacts:
     num_rows: int
     fingerprint: str
     license: str = "apache-2.0"
+    parent: Mapping[str, str] | None = None
+    """The published `model` version evaluated (`repo_id`, `version`, `revision`), if any."""
 
 
 def render_evals_card(facts: EvalsCardFacts, ref: VersionLike,
@@ -58,7 +60,7 @@ def render_evals_card(facts: EvalsCardFacts, ref: VersionLike,
             "version": ref.version,
             "package_version": package_version(),
             "created_at": created,
-            "parent": None,
+            "parent": dict(facts.parent) if facts.parent else None,
             "counts": {"samples": facts.num_rows},
             "model_id": facts.model_id,
             "model_revision": facts.model_revision or None,

@@ -1,9 +1,9 @@
 """Evaluation: HumanEval(+) and MBPP(+) pass@k as EvalPlus scores them, in a sandbox.
 
-`evaluate(config, target, benchmarks=[...])` is the engine of `warriorcoder evaluate`
-(`engine.py`); problems come from `benchmarks.py`, prompts from `prompts.py`, sanitising from
-`warriorcoder.sandbox`, programs run in that sandbox and are scored by `scoring.py`; the `evals`
-dataset and its card are in `card.py`.
+`evaluate(config, target, EvalOptions(benchmarks=[...]))` is the engine of
+`warriorcoder evaluate` (`engine.py`); problems come from `benchmarks.py`, prompts from
+`prompts.py`, sanitising from `warriorcoder.sandbox`, programs run in that sandbox and are
+scored by `scoring.py`; the `evals` dataset and its card are in `card.py`.
 """
 
 from warriorcoder.evaluation.benchmarks import (
@@ -15,9 +15,10 @@ from warriorcoder.evaluation.benchmarks import (
     resolve,
 )
 from warriorcoder.evaluation.card import model_card_section, publish_report, render_card
-from warriorcoder.evaluation.engine import evaluate, read_samples, resolve_target
+from warriorcoder.evaluation.engine import EvalOptions, evaluate, resolve_target
 from warriorcoder.evaluation.prompts import INSTRUCTION_PREFIX, RESPONSE_PREFIX
 from warriorcoder.evaluation.report import STATUSES, EvalReport, SampleResult, Status
+from warriorcoder.evaluation.samples import read_samples
 from warriorcoder.evaluation.scoring import Settings, check_solution, estimate_pass_at_k
 from warriorcoder.sandbox import ISOLATIONS, Limits, detect_isolation, sanitize
 
@@ -27,6 +28,7 @@ __all__ = [
     "ISOLATIONS",
     "RESPONSE_PREFIX",
     "STATUSES",
+    "EvalOptions",
     "EvalReport",
     "Limits",
     "Problem",

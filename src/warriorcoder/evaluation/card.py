@@ -10,7 +10,9 @@ report is not published twice).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import datasets
@@ -21,6 +23,7 @@ from warriorcoder.dataset_cards.arena_figures import (
     pass_at_1_figure,
     pass_at_1_lines,
 )
+from warriorcoder.evaluation.model_source import parent_of, published_model
 from warriorcoder.evaluation.report import EvalReport
 from warriorcoder.hub.artifacts import EVALS
 from warriorcoder.lineage import fingerprint, package_version
@@ -60,17 +63,21 @@ def rows_dataset(report: EvalReport) -> datasets.Dataset:
     return datasets.Dataset.from_list(rows, features=_FEATURES)
 
 
-def report_fingerprint(report: EvalReport) -> str:
+def report_fingerprint(report: EvalReport, parent: Mapping[str, str] | None = None) -> str:
     """sha256 of what the rows say (the model, the prompts and decoding, every sample's
-    completion and outcome; durations left out): equal reports publish one version."""
+    completion and outcome; durations left out), and the published model version evaluated
+    when known: equal reports publish one version."""
     rows = [{k: v for k, v in asdict(row).items() if k != "duration_s"} for row in report.rows]
     payload = {"model": [_public(report.model_id), report.model_revision],
                "prompt_mode": report.prompt_mode, "decoding": dict(report.decoding),
                "isolation": report.isolation, "rows": rows, "package": package_version()}
+    if parent:  # left out without one: earlier reports keep their fingerprint
+        payload["parent"] = dict(parent)
     return fingerprint(payload)
 
 
-def card_facts(report: EvalReport, license: str = "apache-2.0") -> EvalsCardFacts:
+def card_facts(report: EvalReport, license: str = "apache-2.0",
+               parent: Mapping[str, str] | None = None) -> EvalsCardFacts:
     """What the `evals` card says of `report`, with URLs and absolute paths taken out."""
     return EvalsCardFacts(
         model_id=_public(report.model_id),
@@ -84,21 +91,30 @@ def card_facts(report: EvalReport, license: str = "apache-2.0") -> EvalsCardFact
         decoding=report.decoding,
         isolation=report.isolation,
         num_rows=len(report.rows),
-        fingerprint=report_fingerprint(report),
+        fingerprint=report_fingerprint(report, parent),
         license=license,
+        parent=dict(parent) if parent else None,
     )
 
 
-def render_card(report: EvalReport, ref: VersionRef, license: str = "apache-2.0") -> str:
-    """The README.md of one `evals` version."""
-    return render_evals_card(card_facts(report, license), ref)
+def render_card(report: EvalReport, ref: VersionRef, license: str = "apache-2.0",
+                parent: Mapping[str, str] | None = None) -> str:
+    """The README.md of one `evals` version (`parent`: the model version evaluated)."""
+    return render_evals_card(card_facts(report, license, parent), ref)
 
 
-def publish_report(config: ArenaConfig, report: EvalReport) -> VersionRef:
+def publish_report(config: ArenaConfig, report: EvalReport,
+                   model_folder: Path | None = None) -> VersionRef:
     """Publish the report's rows as the next `evals` version (files: the samples and the
     report), unless the latest version holds this very report (then it is returned with
-    `reused`). Raises `HubError` when the store refuses."""
-    from warriorcoder.hub import HubStore, Release
+    `reused`). When `model_folder` (the checkpoint evaluated) was published as a `model`
+    version of the config's hub, the card names that version as its parent. Raises `HubError`
+    when the store refuses."""
+    from warriorcoder.hub import Release, open_store
+
+    store = open_store(config.hub)
+    parent = (parent_of(published_model(store, model_folder))
+              if model_folder is not None and Path(model_folder).is_dir() else None)
 
     def release() -> Release:
         files: dict[str, bytes] = {}
@@ -107,10 +123,10 @@ def publish_report(config: ArenaConfig, report: EvalReport) -> VersionRef:
                 files[f"samples/{path.name}"] = path.read_bytes()
         files[PASS_AT_1_FIGURE] = pass_at_1_figure(report.scores()).figure.png
         return Release(rows=rows_dataset(report), files=files,
-                       render_card=lambda ref: render_card(report, ref, config.hub.license))
+                       render_card=lambda ref: render_card(report, ref, config.hub.license,
+                                                           parent))
 
-    store = HubStore.from_config(config.hub)
-    return store.publish_artifact(EVALS, report_fingerprint(report), release)
+    return store.publish_artifact(EVALS, report_fingerprint(report, parent), release)
 
 
 def model_card_section(report: EvalReport, ref: VersionRef | None = None) -> str:

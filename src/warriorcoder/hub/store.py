@@ -1,9 +1,10 @@
 """The hub store's interface: versions of an artifact, how to read them, how one is published.
 
-`LocalHubStore` (`local.py`) and `HfHubStore` (`hf.py`) implement it; the package docstring
-says what a version holds. Every artifact is published through `publish_artifact`: the store
-first answers whether a version with the same fingerprint exists (`version_with`), and only
-otherwise builds and publishes the next one.
+`LocalHubStore` (`local.py`) and `HfHubStore` (`hf.py`) implement it, and `open_store`
+(`open.py`) picks the one a `HubConfig` names; the package docstring says what a version
+holds. Every artifact is published through `publish_artifact`: the store first answers
+whether a version with the same fingerprint exists (`version_with`), and only otherwise
+builds and publishes the next one.
 """
 
 from __future__ import annotations
@@ -112,17 +113,6 @@ class HubStore(ABC):
 
     def __init__(self, hub: HubConfig) -> None:
         self.hub = hub
-
-    @staticmethod
-    def from_config(hub: HubConfig) -> HubStore:
-        """The store for `hub.backend`: `LocalHubStore` or `HfHubStore`."""
-        if hub.backend == "local":
-            from warriorcoder.hub.local import LocalHubStore
-
-            return LocalHubStore(hub)
-        from warriorcoder.hub.hf import HfHubStore
-
-        return HfHubStore(hub)
 
     def repo_id(self, name: str) -> str:
         """`<namespace>/<prefix>-<name>`; raises `HubError` for a name that is no repo name."""

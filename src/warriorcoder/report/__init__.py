@@ -116,9 +116,10 @@ def _battles(votes: Mapping[str, Sequence[Any]], targets: Mapping[str, Mapping[s
                      "defender": first.get("response_defender") or ""},
             truncated={"attacker": bool(first.get("truncated_attacker")),
                        "defender": bool(first.get("truncated_defender"))},
-            votes=[{"judge": r["judge"],
-                    "shown_first": r["attacker"] if r["order"] == "attacker_first"
-                    else r["defender"],
+            votes=[{"judge": r["judge"] if r.get("kind", "llm") == "llm"
+                    else f"{r['judge']} (execution: tests it wrote, run)",
+                    "shown_first": "n/a" if r.get("kind", "llm") != "llm"
+                    else r["attacker"] if r["order"] == "attacker_first" else r["defender"],
                     "verdict": r.get("verdict"), "winner": r["winner"],
                     "attempts": r.get("attempts"), "judgement": r.get("judgement")}
                    for r in sorted(group, key=lambda r: (r["judge"], r["order"]))],

@@ -1,7 +1,7 @@
 """Isolated execution of untrusted code, shared by judging and evaluation.
 
 - `isolation.py`: the sandbox itself (bubblewrap, else unshare, else in-process guards),
-  resource limits, `detect_isolation`.
+  resource limits, `detect_isolation`; `cgroup.py`: each program's own `pids` cgroup.
 - `_child.py`: the program that runs inside it (EvalPlus's ground truth and calls, tests).
 - `asserts.py`, `channel.py`: asserts rewritten so the trusted parent decides them from values
   reported as plain data over a validated channel.

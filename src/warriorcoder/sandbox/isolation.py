@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from warriorcoder.sandbox.cgroup import PidsGroup, kill_group_members
+
 logger = logging.getLogger(__name__)
 
 Isolation = Literal["bubblewrap", "unshare", "guards"]
@@ -182,75 +184,6 @@ def _wrap(isolation: Isolation, folder: Path, argv: list[str]) -> tuple[list[str
     return argv, str(folder)
 
 
-@functools.cache
-def pids_cgroup_root() -> Path | None:
-    """A cgroup `pids` hierarchy this process may create groups in (None when there is none).
-
-    `RLIMIT_NPROC` does not bind root (nor, through user namespaces, a program started by
-    root), so where a `pids` controller is writable each program also gets its own cgroup with
-    `pids.max` set to the process limit."""
-    candidates = [Path("/sys/fs/cgroup/pids")]
-    unified = Path("/sys/fs/cgroup")
-    controllers = unified / "cgroup.controllers"
-    if controllers.is_file() and "pids" in controllers.read_text().split():
-        candidates.append(unified)
-    for root in candidates:
-        probe = root / f"warriorcoder-probe-{os.getpid()}"
-        try:
-            probe.mkdir()
-            probe.rmdir()
-        except OSError:
-            continue
-        return root
-    return None
-
-
-class _PidsGroup:
-    """One program's cgroup with `pids.max`; the child joins it before it execs."""
-
-    _count = 0
-    _lock = threading.Lock()
-
-    def __init__(self, limit: int) -> None:
-        self.path: Path | None = None
-        self.fd: int | None = None
-        root = pids_cgroup_root()
-        if root is None:
-            return
-        with _PidsGroup._lock:
-            _PidsGroup._count += 1
-            name = f"warriorcoder-{os.getpid()}-{_PidsGroup._count}"
-        try:
-            path = root / name
-            path.mkdir()
-            (path / "pids.max").write_text(str(limit))
-            self.fd = os.open(path / "cgroup.procs", os.O_WRONLY)
-            self.path = path
-        except OSError as error:
-            logger.debug("no pids cgroup: %s", error)
-            self.close()
-
-    def join(self) -> None:  # runs in the child between fork and exec
-        if self.fd is not None:
-            os.write(self.fd, b"0")
-
-    def close(self) -> None:
-        if self.fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self.fd)
-            self.fd = None
-        if self.path is not None:
-            for _ in range(50):
-                try:
-                    self.path.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.02)
-            self.path = None
-
-
 def run_child(
     isolation: Isolation,
     folder: Path,
@@ -262,7 +195,7 @@ def run_child(
     """Run `argv` (paths inside `folder`) isolated; kill it and its descendants at `timeout_s`."""
     command, inside = _wrap(isolation, folder, argv)
     output_path = folder / "output.txt"
-    group = _PidsGroup(processes)
+    group = PidsGroup(processes)
     started = time.perf_counter()
     with output_path.open("wb") as output:
         process = subprocess.Popen(
@@ -285,7 +218,7 @@ def run_child(
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-            _kill_group_members(group)
+            kill_group_members(group)
             group.close()
     duration = time.perf_counter() - started
     result_path = folder / result_name
@@ -330,7 +263,7 @@ def run_piped(
     its standard error goes to `output.txt` in `folder`."""
     command, inside = _wrap(isolation, folder, argv)
     output_path = folder / "output.txt"
-    group = _PidsGroup(processes)
+    group = PidsGroup(processes)
     chunks: list[bytes] = []
     overflowed = False
     started = time.perf_counter()
@@ -369,7 +302,7 @@ def run_piped(
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-            _kill_group_members(group)
+            kill_group_members(group)
             group.close()
         reader.join(timeout=5)
         stream.close()
@@ -381,23 +314,6 @@ def run_piped(
             handle.seek(max(0, size - _OUTPUT_TAIL))
             tail = handle.read().decode("utf-8", errors="replace")
     return PipedRun(code, timed_out, duration, b"".join(chunks), overflowed, tail)
-
-
-def _kill_group_members(group: _PidsGroup) -> None:
-    """Kill whatever is left in the program's cgroup (processes that left its session)."""
-    if group.path is None:
-        return
-    for _ in range(20):
-        try:
-            pids = [int(p) for p in (group.path / "cgroup.procs").read_text().split()]
-        except (OSError, ValueError):
-            return
-        if not pids:
-            return
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.02)
 
 
 def private_folder() -> tempfile.TemporaryDirectory[str]:

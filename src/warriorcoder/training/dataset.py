@@ -11,7 +11,7 @@ from datasets import Dataset, load_dataset
 
 from warriorcoder.config import ArenaConfig
 from warriorcoder.errors import VersionNotFoundError
-from warriorcoder.hub import HubStore, VersionRef, hub_token, parse_spec
+from warriorcoder.hub import VersionRef, hub_token, open_store, parse_spec
 
 SFT_DATASET = "sft_final"
 
@@ -67,7 +67,7 @@ def load_pinned(spec: str, config: ArenaConfig) -> tuple[Dataset, DatasetSource]
     """
     base, version = parse_spec(spec)
     if base == config.hub.repo_id(SFT_DATASET):
-        store = HubStore.from_config(config.hub)
+        store = open_store(config.hub)
         ref = store.get(SFT_DATASET, version)
         return store.load(SFT_DATASET, version), _source(ref)
     folder = Path(base).expanduser()
@@ -93,7 +93,7 @@ def load_pinned(spec: str, config: ArenaConfig) -> tuple[Dataset, DatasetSource]
 
 def load_latest_from_store(config: ArenaConfig) -> tuple[Dataset, DatasetSource]:
     """This arena's newest `sft_final` version, through the hub store."""
-    store = HubStore.from_config(config.hub)
+    store = open_store(config.hub)
     ref = store.latest(SFT_DATASET)
     if ref is None:
         raise VersionNotFoundError(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from warriorcoder.config import HubConfig
 from warriorcoder.errors import TrainingError
-from warriorcoder.hub import MODEL, HubStore, Release, VersionRef
+from warriorcoder.hub import MODEL, Release, VersionRef, open_store
 
 MODEL_REPO = MODEL
 """The repo short name of checkpoints: `<namespace>/<prefix>-model`."""
@@ -34,7 +34,7 @@ def publish_checkpoint(folder: Path, hub: HubConfig, fingerprint: str | None = N
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise TrainingError(f"{folder} is not a saved checkpoint (no config.json)")
-    store = HubStore.from_config(hub)
+    store = open_store(hub)
     return store.publish_artifact(
         MODEL_REPO, fingerprint,
         lambda: Release(render_card=None, folder=folder, exclude=NOT_PUBLISHED), force=force,

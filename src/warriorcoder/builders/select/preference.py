@@ -20,6 +20,7 @@ from typing import Any
 
 import datasets
 
+from warriorcoder.builders.base import rows_dataset
 from warriorcoder.dataset_cards import CardSection
 from warriorcoder.scoring.tally import BattleTally
 
@@ -70,7 +71,7 @@ def preference_pairs(tallies: Sequence[BattleTally], battles: Mapping[str, Mappi
             "valid_votes": tally.valid,
         })
     counts["pairs"] = len(rows)
-    return datasets.Dataset.from_list(rows, features=FEATURES), counts
+    return rows_dataset(rows, features=FEATURES), counts
 
 
 def preference_section(counts: Mapping[str, int]) -> CardSection:

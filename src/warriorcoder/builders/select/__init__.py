@@ -11,6 +11,9 @@ an answer cut by the length limit is not, unless `select.allow_truncated_targets
 The arithmetic is `scoring.standings.standings`, which the votes card's preview calls too:
 votes are tallied under `judge.bias_policy`, and each target is chosen again under
 alternative ratings to report how settled it is (`target_stability`, `target_flips`).
+
+Part of this phase: `preference.py`, the decided battles as TRL preference pairs (the
+`preference` config of `sft_final`).
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from typing import Any
 
 import datasets
 
-from warriorcoder.builders.base import Phase, PhaseInput, PhaseOutput, PhasePlan
-from warriorcoder.builders.preference import CONFIG_NAME as PREFERENCE
-from warriorcoder.builders.preference import preference_pairs, preference_section
+from warriorcoder.builders.base import Phase, PhaseInput, PhaseOutput, PhasePlan, rows_dataset
+from warriorcoder.builders.select.preference import CONFIG_NAME as PREFERENCE
+from warriorcoder.builders.select.preference import preference_pairs, preference_section
 from warriorcoder.config import ArenaConfig
 from warriorcoder.dataset_cards import CardContent, CardSection
 from warriorcoder.dataset_cards.arena_figures import arena_figure_sections
@@ -175,7 +178,7 @@ def build(phase_input: PhaseInput) -> PhaseOutput:
         features = datasets.Features({**FEATURES, **TEST_FEATURES})
     passing = [r for r in rows if r["passes_tests"]] if tested and select.require_passing \
         else rows
-    dataset = datasets.Dataset.from_list(passing, features=features)
+    dataset = rows_dataset(passing, features=features)
     content = _card(config, votes, result, passing, kept, usable)
     if tested:
         content.sections.insert(1, targets_tests_section(

@@ -11,6 +11,9 @@ Position bias: a judge whose first-shown share departs from 0.5 (exact binomial 
 Bonferroni over the judges, `judge.bias_confidence`) is flagged on the card and handled by
 `judge.bias_policy`; under `reask` its votes are asked again in the other order (rows with
 `reasked` true) and each pair counts as one verdict, a tie where the two disagree.
+
+Part of this phase: `execution.py`, execution-grounded judging (`judge.execution`): tests
+written by uninvolved experts, run on both answers in the sandbox, one verdict row per author.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ from warriorcoder.builders.base import (
     PhaseOutput,
     PhasePlan,
     expert_records,
+    rows_dataset,
 )
-from warriorcoder.builders.execution import (
+from warriorcoder.builders.judge.execution import (
     EXECUTION_FEATURES,
     LLM_EXTRAS,
     execution_rows,
@@ -275,7 +279,7 @@ def build(phase_input: PhaseInput) -> PhaseOutput:
             config, phase_input.pool, columns,
             lambda attacker, defender: eligible_judges(config, attacker, defender))
         features = datasets.Features({**FEATURES, **EXECUTION_FEATURES})
-    dataset = datasets.Dataset.from_list(rows, features=features)
+    dataset = rows_dataset(rows, features=features)
     cut = {b: (bool(a), bool(d)) for b, a, d in zip(
         columns["battle_id"], columns["truncated_attacker"], columns["truncated_defender"],
         strict=True)}
