@@ -40,7 +40,7 @@ from warriorcoder.generation.types import (
     Request,
     revision_from,
 )
-from warriorcoder.generation.wire import CHAT_FINISH, CallError, chat_result, cut_at_stops
+from warriorcoder.generation.wire import CallError, chat_result, openai_choice_result
 
 DEFAULT_CONCURRENCY = 16
 """Requests in flight per URL when `max_concurrency` is not set."""
@@ -144,17 +144,4 @@ class OpenAIBackend(HTTPBackend):
             usage = body.get("usage") or {}
         except (KeyError, IndexError, TypeError):
             raise CallError(f"unexpected completion answer: {str(body)[:200]}", True) from None
-        reason = CHAT_FINISH.get(choice.get("finish_reason") or "stop", "eos_token")
-        if isinstance(choice.get("stop_reason"), str):
-            reason = "stop_sequence"
-        text, cut = cut_at_stops(text or "", request.params.stop)
-        if cut:
-            reason = "stop_sequence"
-        return GenerationResult(
-            text=text,
-            finish_reason=reason,
-            generated_tokens=int(usage.get("completion_tokens") or 0),
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            model_id=self._info.model_id,
-            model_revision=self._info.model_revision,
-        )
+        return openai_choice_result(choice, text or "", usage, request, self._info)

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from warriorcoder.generation.types import ChatRequest, ExpertInfo, FinishReason, GenerationResult
+from warriorcoder.generation.types import (
+    ChatRequest,
+    ExpertInfo,
+    FinishReason,
+    GenerationResult,
+    Request,
+)
 
 
 class CallError(Exception):
@@ -51,6 +57,13 @@ def chat_result(body: Any, request: ChatRequest, info: ExpertInfo) -> Generation
         usage = body.get("usage") or {}
     except (KeyError, IndexError, TypeError, AttributeError):
         raise CallError(f"unexpected chat answer: {str(body)[:200]}", True) from None
+    return openai_choice_result(choice, text, usage, request, info)
+
+
+def openai_choice_result(choice: dict[str, Any], text: str, usage: dict[str, Any],
+                         request: Request, info: ExpertInfo) -> GenerationResult:
+    """An OpenAI-style choice (chat or completion) as a result: its finish reason, the stop
+    strings applied here too, and the usage counts."""
     reason = CHAT_FINISH.get(choice.get("finish_reason") or "stop", "eos_token")
     if isinstance(choice.get("stop_reason"), str):  # vLLM names the stop string it met
         reason = "stop_sequence"

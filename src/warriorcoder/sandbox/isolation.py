@@ -184,6 +184,22 @@ def _wrap(isolation: Isolation, folder: Path, argv: list[str]) -> tuple[list[str
     return argv, str(folder)
 
 
+def _wait_then_reap(process: subprocess.Popen[bytes], group: PidsGroup, timeout_s: float
+                    ) -> tuple[bool, int | None]:
+    """(timed out, exit code) of `process`; then kills its whole process group and cgroup: a
+    program that forked must not outlive its run."""
+    try:
+        return False, process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return True, None
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        kill_group_members(group)
+        group.close()
+
+
 def run_child(
     isolation: Isolation,
     folder: Path,
@@ -208,18 +224,7 @@ def run_child(
             start_new_session=True,
             preexec_fn=group.join if group.fd is not None else None,  # noqa: PLW1509
         )
-        timed_out = False
-        try:
-            code: int | None = process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out, code = True, None
-        finally:
-            # the whole group: a program that forked must not outlive its run
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            kill_group_members(group)
-            group.close()
+        timed_out, code = _wait_then_reap(process, group, timeout_s)
     duration = time.perf_counter() - started
     result_path = folder / result_name
     result = ""
@@ -293,17 +298,7 @@ def run_piped(
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        timed_out = False
-        try:
-            code: int | None = process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out, code = True, None
-        finally:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            kill_group_members(group)
-            group.close()
+        timed_out, code = _wait_then_reap(process, group, timeout_s)
         reader.join(timeout=5)
         stream.close()
     duration = time.perf_counter() - started
