@@ -79,14 +79,8 @@ class VersionRef:
     def load_snippet(self, relative_to: Path | None = None) -> str:
         """Python code that loads exactly this version (a local folder relative to
         `relative_to`, e.g. the config's folder, when given)."""
-        if self.is_local:
-            where = self.location
-            if relative_to is not None:
-                where = Path(os.path.relpath(self.location, relative_to)).as_posix()
-            call = f"load_dataset({where!r}, split={SPLIT!r})"
-        else:
-            call = f"load_dataset({self.repo_id!r}, revision={self.version!r}, split={SPLIT!r})"
-        return f"from datasets import load_dataset\n\nds = {call}\n"
+        return load_snippet(self.repo_id, self.version,
+                            self.location if self.is_local else None, relative_to)
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -251,3 +245,17 @@ class Release:
     folder: Path | None = None
     exclude: tuple[str, ...] = ()
     """Files of `folder` that are not published (relative paths)."""
+
+
+def load_snippet(repo_id: str, version: str, local_folder: str | None = None,
+                 relative_to: Path | None = None) -> str:
+    """Python code that loads exactly one version: its local folder (relative to
+    `relative_to` when given), else the Hub repo at that version."""
+    if local_folder is not None:
+        where = local_folder
+        if relative_to is not None:
+            where = Path(os.path.relpath(local_folder, relative_to)).as_posix()
+        call = f"load_dataset({where!r}, split={SPLIT!r})"
+    else:
+        call = f"load_dataset({repo_id!r}, revision={version!r}, split={SPLIT!r})"
+    return f"from datasets import load_dataset\n\nds = {call}\n"

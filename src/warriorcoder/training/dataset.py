@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from datasets import Dataset, load_dataset
 from warriorcoder.config import ArenaConfig
 from warriorcoder.errors import VersionNotFoundError
 from warriorcoder.hub import VersionRef, hub_token, open_store, parse_spec
+from warriorcoder.hub.store import load_snippet
 
 SFT_DATASET = "sft_final"
 
@@ -41,14 +41,8 @@ class DatasetSource:
     def load_snippet(self, relative_to: Path | None = None) -> str:
         """Python code that loads exactly this version (a local folder relative to
         `relative_to`, as a dataset card writes it)."""
-        if self.location and Path(self.location).is_absolute():
-            where = self.location
-            if relative_to is not None:
-                where = Path(os.path.relpath(self.location, relative_to)).as_posix()
-            call = f"load_dataset({where!r}, split='train')"
-        else:
-            call = f"load_dataset({self.repo_id!r}, revision={self.version!r}, split='train')"
-        return f"from datasets import load_dataset\n\nds = {call}\n"
+        local = self.location if self.location and Path(self.location).is_absolute() else None
+        return load_snippet(self.repo_id, self.version, local, relative_to)
 
     def __str__(self) -> str:
         return f"{self.repo_id}@{self.version}"
