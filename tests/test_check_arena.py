@@ -17,6 +17,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
+from tests.support.sim_instructions import CHATML_TEMPLATE
 from tests.support.tgi_server import FakeModel, TGITestServer
 from warriorcoder.cli import main
 from warriorcoder.config import ArenaConfig
@@ -44,13 +45,18 @@ def _responder():
     by_instruction = {instruction(p): p for p in problems}
 
     def respond(kind, payload, model_name):
+        if kind == "generate":  # test writing: a raw completion of the prefilled reply
+            prompt = payload["inputs"]
+            assert "<|im_start|>user\nYou are an impartial software tester" in prompt
+            problem = next(p for text, p in by_instruction.items() if text in prompt)
+            tests = [*_asserts(problem), f"assert {problem.entry_point}(None) == 12345"]
+            reply = "```python\n" + "\n".join(tests) + "\n```"
+            start = f"<|im_start|>assistant\n```python\nassert {problem.entry_point}("
+            assert prompt.endswith(start) and reply.startswith(start.split("\n", 1)[1])
+            return reply[len(start.split("\n", 1)[1]):]
         content = payload["messages"][-1]["content"]
         if content.startswith("This is a chatbot arena"):
             return "The first answer.\n[[A]]"
-        if content.startswith("You are an impartial software tester"):
-            problem = next(p for text, p in by_instruction.items() if text in content)
-            tests = [*_asserts(problem), f"assert {problem.entry_point}(None) == 12345"]
-            return "```python\n" + "\n".join(tests) + "\n```"
         problem = by_instruction[content]
         number = int(problem.task_id.split("/")[1])
         good = model_name == "right" or (model_name == "half" and number % 2 == 0)
@@ -62,7 +68,8 @@ def _responder():
 def _config(server, tmp_path) -> dict:
     return {
         "hub": {"root": str(tmp_path / "hub")},
-        "experts": [{"name": n, "model_id": f"sim/{n}", "urls": [server.url(n)]} for n in NAMES],
+        "experts": [{"name": n, "model_id": f"sim/{n}", "urls": [server.url(n)],
+                     "chat_template": CHATML_TEMPLATE} for n in NAMES],
         "generation": {"journal": str(tmp_path / "journal.sqlite")},
         "battle": {"max_new_tokens": 512},
         "judge": {"max_attempts": 1, "max_new_tokens": 64,
@@ -95,7 +102,7 @@ def test_every_expert_is_scored_on_the_problems_own_tests(arena):
 def test_execution_judging_picks_the_passing_answer_where_llm_votes_cannot(arena):
     report, _, _ = arena
     modes = {m.mode: m for m in report.modes}
-    assert set(modes) == {"off", "vote", "first"}
+    assert set(modes) == {"off", "vote", "first", "record"}
     first = modes["first"]
     assert first.target_pass_rate == 1.0 and first.difference == 0.0
     assert first.decisive == 2 and first.selection_accuracy == 1.0  # problems 1 and 3

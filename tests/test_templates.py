@@ -258,6 +258,27 @@ def test_prefix_and_stops_per_family(family: str) -> None:
     assert default.system_prompt is None
 
 
+REPLY_STOPS = {"Llama-3.3-70B-Instruct": ("<|eot_id|>",),
+               "DeepSeek-Coder-V2-Lite-Instruct": ("<｜end▁of▁sentence｜>",)}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_a_prefilled_reply_is_the_chat_turn_begun_with_its_start(family: str) -> None:
+    """What test writing sends as a raw completion: the template's rendering of the user turn
+    with the generation prompt (less the BOS the server adds), then the start of the reply;
+    it stops where the template ends an assistant turn."""
+    template, tokens, _, _, _ = FAMILIES[family]
+    chat = ChatTemplate(template, tokens, family)
+    reply = chat.reply_format()
+    user = "Write tests for {x}: \\n ```python"
+    rendered = chat.render([{"role": "user", "content": user}], add_generation_prompt=True)
+    bos = tokens.get("bos_token", "")
+    assert rendered.startswith(bos)
+    start = "```python\nassert total("
+    assert reply.prompt(user, start) == rendered[len(bos):] + start
+    assert reply.stop == REPLY_STOPS.get(family, ("<|im_end|>",))
+
+
 @pytest.mark.parametrize("family", ["Llama-3.3-70B-Instruct", "DeepSeek-Coder-V2-Lite-Instruct"])
 def test_bos_of_the_prefix_is_reported(family: str) -> None:
     template, tokens, with_system, *_ = FAMILIES[family]

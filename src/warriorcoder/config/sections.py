@@ -277,10 +277,12 @@ class ExecutionConfig(_Section):
     """Execution-grounded judging (beyond the paper): uninvolved experts write tests, both
     answers run against them in the sandbox, and execution verdicts join the votes."""
 
-    mode: Literal["off", "vote", "first"] = "off"
+    mode: Literal["off", "vote", "first", "record"] = "off"
     """`off`: no tests, the LLM votes alone (the paper exactly). `vote`: each test author's
     execution verdict is one more vote in eq. 2 and the Elo outcome. `first`: the execution
-    verdicts decide a battle when they are decisive; the LLM votes decide the rest."""
+    verdicts decide a battle when they are decisive; the LLM votes decide the rest. `record`:
+    battles as in `first`, and each instruction's target is one of its answers with the best
+    test record over all its battles, eq. 5 choosing among those."""
     tests_per_answer: int = Field(default=5, ge=1, le=50)
     """Assert statements asked of each uninvolved expert for each answer's interface."""
     max_new_tokens: int = Field(default=384, ge=16)

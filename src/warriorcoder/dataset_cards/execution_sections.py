@@ -11,7 +11,7 @@ import datasets
 
 from warriorcoder.dataset_cards.card import CardSection, markdown_table
 from warriorcoder.scoring.execution_verdicts import AnswerRecord, answer_records, split_kinds
-from warriorcoder.scoring.test_writing import TEST_WRITING_PROMPT
+from warriorcoder.scoring.test_writing import TEST_REPLY_START, TEST_WRITING_PROMPT
 
 EXECUTION_COLUMNS = ("battle_id", "instruction_id", "attacker", "defender", "judge", "winner",
                      "kind", "tests", "test_outcomes_attacker", "test_outcomes_defender")
@@ -68,7 +68,9 @@ def execution_section(votes: datasets.Dataset, config: Any) -> CardSection:
         + ". An answer *runs* when some test ran to a pass or a fail; a counted test is one "
         "some answer to the instruction passed.\n\n" + _expert_table(records, experts)
         + "\n\nThe test-writing prompt (`warriorcoder.scoring.test_writing`):\n\n```text\n"
-        + TEST_WRITING_PROMPT + "\n```"
+        + TEST_WRITING_PROMPT + "\n```\n\nIt is sent in the tester's chat template with the "
+        "reply begun as `" + TEST_REPLY_START.replace("\n", "\\n") + "` (the interface's "
+        "first name), so the reply is the tests."
     )
     return CardSection("Execution", text)
 

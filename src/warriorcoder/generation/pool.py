@@ -38,13 +38,14 @@ from warriorcoder.config import ArenaConfig, ExpertConfig, GenerationConfig
 from warriorcoder.generation.backend import Backend, Call
 from warriorcoder.generation.journal import Journal, request_key
 from warriorcoder.generation.progress import Progress
-from warriorcoder.generation.templates import template_for
+from warriorcoder.generation.templates import ChatTemplate, template_for
 from warriorcoder.generation.types import (
     ChatRequest,
     CompletionRequest,
     ExpertInfo,
     GenerationResult,
     PreQuery,
+    ReplyFormat,
     Request,
     TokenUsage,
 )
@@ -123,6 +124,7 @@ class ExpertPool:
         self._infos: dict[str, ExpertInfo] = {}
         self._tokenizers: dict[str, Any] = {}
         self._prequeries: dict[tuple[str, str | None], PreQuery] = {}
+        self._reply_formats: dict[str, ReplyFormat] = {}
         self._usage = {name: TokenUsage() for name in self.experts}
         self._lock = threading.Lock()
 
@@ -172,17 +174,27 @@ class ExpertPool:
         """The pre-query prefix and user-turn stop strings from the expert's chat template.
 
         Raises `TemplateError` when no template can give one (naming the fix)."""
-        config = self._backend(expert).expert
         cache_key = (expert, system_prompt)
         if cache_key not in self._prequeries:
-            tokenizer, error = None, None
-            try:
-                tokenizer = self.tokenizer(expert)
-            except errors.ModelLoadError as failure:  # offline without it: an override may do
-                error = failure
-            template = template_for(config, tokenizer, error)
-            self._prequeries[cache_key] = template.pre_query(system_prompt)
+            self._prequeries[cache_key] = self.chat_template(expert).pre_query(system_prompt)
         return self._prequeries[cache_key]
+
+    def reply_format(self, expert: str) -> ReplyFormat:
+        """The expert's chat template around one user turn and its reply, for prefilled
+        replies sent as raw completions. Raises `TemplateError` as `mining_prefix` does."""
+        if expert not in self._reply_formats:
+            self._reply_formats[expert] = self.chat_template(expert).reply_format()
+        return self._reply_formats[expert]
+
+    def chat_template(self, expert: str) -> ChatTemplate:
+        """The expert's `chat_template`, else its tokenizer's. Raises `TemplateError`."""
+        config = self._backend(expert).expert
+        tokenizer, error = None, None
+        try:
+            tokenizer = self.tokenizer(expert)
+        except errors.ModelLoadError as failure:  # offline without it: an override may do
+            error = failure
+        return template_for(config, tokenizer, error)
 
     def usage(self) -> dict[str, TokenUsage]:
         """Tokens and calls per expert since the pool was made (copies)."""

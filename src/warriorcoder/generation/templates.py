@@ -15,12 +15,14 @@ from typing import Any
 
 from warriorcoder.config import ExpertConfig
 from warriorcoder.errors import ModelLoadError, TemplateError
-from warriorcoder.generation.types import PreQuery
+from warriorcoder.generation.types import PreQuery, ReplyFormat
 
 logger = logging.getLogger(__name__)
 
 USER_SENTINEL = "WARRIORCODER_USER_TURN_SENTINEL_5b1f"
 """Stands in for the user's text while rendering; plain ASCII so no template alters it."""
+REPLY_SENTINEL = "WARRIORCODER_REPLY_SENTINEL_9c2e"
+"""Stands in for the assistant's reply while rendering."""
 
 
 __all__ = ["USER_SENTINEL", "ChatTemplate", "TemplateError", "load_tokenizer", "template_for"]
@@ -95,6 +97,30 @@ class ChatTemplate:
             system_prompt=system,
             bos_token=bos if bos and prefix.startswith(bos) else None,
         )
+
+    def reply_format(self) -> ReplyFormat:
+        """The template around one user turn and the assistant's reply to it (no system turn
+        beyond what the template itself adds). Raises `TemplateError` when the user's message
+        or the reply does not render verbatim once."""
+        user = {"role": "user", "content": USER_SENTINEL}
+        try:
+            opened = self.render([user], add_generation_prompt=True)
+            answered = self.render([user, {"role": "assistant", "content": REPLY_SENTINEL}],
+                                   add_generation_prompt=False)
+        except Exception as error:
+            raise TemplateError(f"{self.origin} fails to render a user turn and a reply: "
+                                f"{error}") from error
+        if opened.count(USER_SENTINEL) != 1 or answered.count(REPLY_SENTINEL) != 1:
+            raise TemplateError(
+                f"{self.origin} does not render a user message and a reply verbatim once, so "
+                "no reply can be prefilled; set `chat_template` for this expert"
+            )
+        cut = opened.index(USER_SENTINEL)
+        end_of_reply = answered[answered.index(REPLY_SENTINEL) + len(REPLY_SENTINEL):]
+        stops = _stop_strings(end_of_reply, "", self.special_tokens.get("eos_token"))
+        bos = self.special_tokens.get("bos_token")
+        return ReplyFormat(opened[:cut], opened[cut + len(USER_SENTINEL):], stops,
+                           bos if bos and opened.startswith(bos) else None)
 
 
 def _conversation(system_prompt: str | None) -> list[dict[str, str]]:

@@ -143,3 +143,24 @@ class PreQuery:
         if self.bos_token and self.prefix.startswith(self.bos_token):
             return self.prefix[len(self.bos_token) :]
         return self.prefix
+
+
+@dataclass(frozen=True)
+class ReplyFormat:
+    """One expert's chat template around a single user turn: the text before the user's
+    message, the text after it up to where the assistant's reply begins, and the strings that
+    end the reply. A completion of `prompt(user, reply_start)` is the expert's reply to `user`
+    begun with `reply_start` (an assistant prefill, on any server with a raw completion route).
+    """
+
+    before_user: str
+    after_user: str
+    stop: tuple[str, ...]
+    bos_token: str | None = None
+    """The BOS text the template writes first, if any (left out of `prompt`: servers add it)."""
+
+    def prompt(self, user: str, reply_start: str = "") -> str:
+        text = self.before_user + user + self.after_user + reply_start
+        if self.bos_token and text.startswith(self.bos_token):
+            return text[len(self.bos_token) :]
+        return text

@@ -19,6 +19,11 @@ Modes (`judge.execution.mode`), per battle, with t = eq. 2 vote totals:
   majority that feeds Elo).
 - `first`: the execution verdicts decide when they are decisive (their totals differ); the LLM
   votes decide only the battles execution leaves tied (or has no verdict on).
+- `record`: battles as in `first`; and each instruction's target is chosen among its answers
+  with the best test record (`record_scores`: tests passed of the counted tests it ran, over
+  all its battles), eq. 5 deciding between those (CodeT's idea that tests no answer passes are
+  wrong, applied per instruction). An answer's record holds only tests written by experts
+  uninvolved in its battles, so no expert's tests ever judge its own answer.
 """
 
 from __future__ import annotations
@@ -37,8 +42,8 @@ NOT_RUN = "not_applicable"
 define and the instruction does not name); it was not run."""
 OUTCOMES = (PASS, FAIL, ERROR, TIMEOUT, NO_CODE, NOT_RUN)
 
-Mode = Literal["off", "vote", "first"]
-MODES: tuple[Mode, ...] = ("off", "vote", "first")
+Mode = Literal["off", "vote", "first", "record"]
+MODES: tuple[Mode, ...] = ("off", "vote", "first", "record")
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SHARES = {"attacker": (1.0, 0.0), "defender": (0.0, 1.0), "tie": (0.5, 0.5)}
@@ -165,7 +170,7 @@ def combine(mode: str, llm: Totals, execution: Sequence[str]) -> Totals:
     if mode == "vote":
         return Totals(llm.t_attacker + run.t_attacker, llm.t_defender + run.t_defender,
                       llm.valid + run.valid)
-    decisive = run.t_attacker != run.t_defender
+    decisive = run.t_attacker != run.t_defender  # `first` and `record`
     if decisive or llm.valid == 0:
         return run
     return llm
@@ -276,3 +281,10 @@ def answer_records(execution: Mapping[str, Sequence[Any]]
             total=len(record), passed=passed, counted=sum(t in good for t in record),
             runs=any(o in (PASS, FAIL) for o in record.values()))
     return records
+
+
+def record_scores(execution: Mapping[str, Sequence[Any]]) -> dict[tuple[str, str], float]:
+    """(instruction_id, expert) -> the answer's test record, the share of its counted tests it
+    passed (`AnswerRecord`; 0.0 when it ran no counted test): what `record` ranks by."""
+    return {key: record.passed / record.counted if record.counted else 0.0
+            for key, record in answer_records(execution).items()}

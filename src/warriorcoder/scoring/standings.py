@@ -46,7 +46,7 @@ from warriorcoder.scoring.elo import (
     permutation_elo,
     select_best,
 )
-from warriorcoder.scoring.execution_verdicts import split_kinds, with_execution
+from warriorcoder.scoring.execution_verdicts import record_scores, split_kinds, with_execution
 from warriorcoder.scoring.seeds import derive_seed
 from warriorcoder.scoring.tally import BattleTally, VoteCount, competitors, count_votes
 
@@ -78,8 +78,8 @@ class StandingsOptions:
     stability_orders: int = 100
     seed: int = 0
     execution: str = "off"
-    """How execution verdicts (votes rows of kind `execution`) count: `off`, `vote`, `first`
-    (`scoring.execution_verdicts.combine`; `judge.execution.mode`)."""
+    """How execution verdicts (votes rows of kind `execution`) count: `off`, `vote`, `first`,
+    `record` (`scoring.execution_verdicts`; `judge.execution.mode`)."""
 
 
 @dataclass(frozen=True)
@@ -183,12 +183,28 @@ def truncation_of(tallies: Sequence[BattleTally],
     return result
 
 
+Records = Mapping[tuple[str, str], float]
+"""(instruction_id, expert) -> the answer's test record (`judge.execution.mode: record`)."""
+
+
+def best_recorded(scores: Mapping[str, CandidateScore], records: Records | None,
+                  instruction_id: str) -> dict[str, CandidateScore]:
+    """The candidates with the instruction's best test record (all of them without records;
+    an answer without one counts 0)."""
+    if records is None or not scores:
+        return dict(scores)
+    top = max(records.get((instruction_id, e), 0.0) for e in scores)
+    return {e: v for e, v in scores.items() if records.get((instruction_id, e), 0.0) == top}
+
+
 def choose_targets(tallies: Sequence[BattleTally], ratings: Ratings, alpha: float,
                    truncated: Truncation | None = None,
-                   allow_truncated: bool = True) -> list[Target]:
+                   allow_truncated: bool = True, records: Records | None = None
+                   ) -> list[Target]:
     """Eq. 5 per instruction (sorted by id) and its best candidate; ties go to the higher
     global rating, then the name (`scoring.select_best`). Without `allow_truncated`, only
-    candidates whose answer is complete compete, where the instruction has one."""
+    candidates whose answer is complete compete, where the instruction has one. With
+    `records`, only those of them with the best test record compete."""
     truncated = truncated or {}
     by_instruction: dict[str, list[BattleTally]] = defaultdict(list)
     for tally in tallies:
@@ -198,11 +214,13 @@ def choose_targets(tallies: Sequence[BattleTally], ratings: Ratings, alpha: floa
         group = by_instruction[instruction_id]
         battles = [InstructionBattle(t.attacker, t.defender, *t.local) for t in group]
         scores = final_scores(battles, ratings.chosen, alpha=alpha)
-        best = select_best(scores, ratings.chosen)
+        best = select_best(best_recorded(scores, records, instruction_id), ratings.chosen)
         complete = {e: v for e, v in scores.items() if not truncated.get((instruction_id, e))}
         winner, skipped = best, False
         if not allow_truncated and complete and best not in complete:
-            winner, skipped = select_best(complete, ratings.chosen), True
+            winner = select_best(best_recorded(complete, records, instruction_id),
+                                 ratings.chosen)
+            skipped = True
         targets.append(Target(
             instruction_id=instruction_id,
             winner=winner,
@@ -241,7 +259,8 @@ def rating_draws(tallies: Sequence[BattleTally], ratings: Ratings, experts: Sequ
 def target_agreement(tallies: Sequence[BattleTally], targets: Sequence[Target],
                      experts: Sequence[str], draws: np.ndarray, alpha: float,
                      truncated: Truncation | None = None, allow_truncated: bool = True,
-                     tolerance: float = 1e-12) -> dict[str, float]:
+                     tolerance: float = 1e-12, records: Records | None = None
+                     ) -> dict[str, float]:
     """Per instruction, the share of rating draws (rows of `draws`, experts in `experts`
     order) under which eq. 5 picks the same target as `targets` did, by the same rules as
     `choose_targets` (vectorised over the draws)."""
@@ -277,6 +296,9 @@ def target_agreement(tallies: Sequence[BattleTally], targets: Sequence[Target],
     has_complete = np.zeros(len(inst_starts), dtype=bool)
     np.logical_or.at(has_complete, inst_of_slot, ~cut)
     eligible = allow_truncated | ~cut | ~has_complete[inst_of_slot]
+    if records is not None:  # then only the eligible answers with the best test record
+        record = np.where(eligible, [records.get(key, 0.0) for key in slots], -np.inf)
+        eligible &= record >= np.maximum.reduceat(record, inst_starts)[inst_of_slot]
     chosen = {t.instruction_id: rank[t.winner] for t in targets}
     chosen_rank = np.array([chosen[instructions[i]] for i in inst_starts], dtype=float)
     agree = np.zeros(len(inst_starts))
@@ -338,11 +360,12 @@ def standings(votes: Mapping[str, Sequence[Any]], experts: Sequence[str],
         count = replace(count, tallies=with_execution(count.tallies, runs, options.execution))
     ratings = compute_ratings(count.tallies, everyone, options)
     truncated = truncation_of(count.tallies, cut or {})
+    records = record_scores(runs) if options.execution == "record" else None
     targets = choose_targets(count.tallies, ratings, options.alpha, truncated,
-                             options.allow_truncated_targets)
+                             options.allow_truncated_targets, records)
     if not stability:
         return Standings(everyone, count, ratings, truncated, targets)
     draws, drawn = rating_draws(count.tallies, ratings, everyone, options)
     agreement = target_agreement(count.tallies, targets, everyone, draws, options.alpha,
-                                 truncated, options.allow_truncated_targets)
+                                 truncated, options.allow_truncated_targets, records=records)
     return Standings(everyone, count, ratings, truncated, targets, agreement, drawn)

@@ -2,8 +2,8 @@
 
 The tester sees the instruction and the *public interface* of one answer (the signature lines
 of the functions and classes its code defines, never their bodies: `sandbox.public_interface`),
-and is asked for assert
-statements. One prompt per (tester, answer interface): two answers that define the same
+and is asked for assert statements; its reply is prefilled with the start of the first one
+(`TEST_REPLY_START`). One prompt per (tester, answer interface): two answers that define the same
 interface get the same prompt, so the same tests (the journal sends it once), and the order in
 which a battle shows its answers plays no part.
 
@@ -37,6 +37,22 @@ TEST_WRITING_PROMPT = (
     "[[Tests]]"
 )
 """The test-writing prompt, with `{count}`, `{instruction}` and `{interface}` placeholders."""
+
+TEST_REPLY_START = "```python\nassert {name}("
+"""How every test-writing reply begins: the tester's chat template is rendered around the prompt
+and this start of its reply is prefilled, with `{name}` the interface's first name. Small
+testers asked in a plain chat write the solution first and run out of tokens before any assert
+(Qwen2.5-Coder-0.5B on HumanEval: 44-53% of its test replies held no usable assert); begun this
+way, the reply is the tests."""
+TEST_REPLY_END = "\n```"
+"""A stop string: the tests' block is closed."""
+
+
+def render_reply_start(names: list[str] | tuple[str, ...]) -> str:
+    """The prefilled start of a test-writing reply for an interface defining `names`."""
+    if not names:
+        return TEST_REPLY_START.split("{name}")[0]
+    return TEST_REPLY_START.replace("{name}", names[0])
 
 _PLACEHOLDER = re.compile(r"\{(count|instruction|interface)\}")
 _FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)

@@ -292,7 +292,8 @@ def _card(config: ArenaConfig, dataset: datasets.Dataset, battles: int, reasked:
           cut: Mapping[str, tuple[bool, bool]]) -> CardContent:
     """The votes card: counts, the judges, and a preview of the standings `select` makes of
     these votes with this config's `select` settings."""
-    kind = ["kind"] if "kind" in dataset.column_names else []
+    kind = ["kind", "tests", "test_outcomes_attacker", "test_outcomes_defender"] \
+        if "kind" in dataset.column_names else []
     every = dataset.select_columns(["battle_id", "instruction_id", "attacker", "defender",
                                     "judge", "order", "verdict", "winner", "attempts",
                                     *kind]).to_dict()

@@ -18,14 +18,19 @@ run in the sandbox, one execution verdict per (battle, test author) as a votes r
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import datasets
 
 from warriorcoder.config import ArenaConfig, ExecutionConfig
-from warriorcoder.generation.types import ChatRequest, GenerationResult, SamplingParams
+from warriorcoder.generation.types import (
+    CompletionRequest,
+    GenerationResult,
+    ReplyFormat,
+    SamplingParams,
+)
 from warriorcoder.planning import estimate_tokens
 from warriorcoder.scoring.execution_verdicts import (
     NOT_RUN,
@@ -38,9 +43,11 @@ from warriorcoder.scoring.execution_verdicts import (
 from warriorcoder.scoring.seeds import derive_seed
 from warriorcoder.scoring.tally import ATTACKER_FIRST
 from warriorcoder.scoring.test_writing import (
+    TEST_REPLY_END,
     ParsedTests,
     interface_names,
     parse_tests,
+    render_reply_start,
     render_test_prompt,
 )
 
@@ -72,10 +79,16 @@ class TestTask:
     instruction: str
     interface: tuple[str, ...]
 
+    @property
+    def reply_start(self) -> str:
+        """The prefilled start of the tester's reply."""
+        return render_reply_start(interface_names(list(self.interface)))
+
 
 @dataclass(frozen=True)
 class Written:
-    """The tests of one task (None: invalid after every attempt) and the last reply."""
+    """The tests of one task (None: invalid after every attempt) and the last reply (its text
+    begins with the prefilled start)."""
 
     tests: ParsedTests | None
     result: GenerationResult
@@ -112,17 +125,19 @@ def test_seed(execution_seed: int, task: TestTask, attempt: int) -> int:
                        list(task.interface), attempt)
 
 
-def test_request(execution: ExecutionConfig, seed: int, task: TestTask,
-                 attempt: int) -> ChatRequest:
-    """The test-writing call: the prompt with the interface, greedy first, sampled retries."""
+def test_request(execution: ExecutionConfig, seed: int, task: TestTask, attempt: int,
+                 reply: ReplyFormat) -> CompletionRequest:
+    """The test-writing call: the prompt with the interface in the tester's chat template, its
+    reply begun with the first assert (`TEST_REPLY_START`); greedy first, sampled retries."""
     temperature = execution.temperature
     if attempt > 0 and temperature == 0:
         temperature = execution.retry_temperature
     params = SamplingParams(max_new_tokens=execution.max_new_tokens, temperature=temperature,
-                            seed=test_seed(seed, task, attempt))
+                            seed=test_seed(seed, task, attempt),
+                            stop=(*reply.stop, TEST_REPLY_END))
     prompt = render_test_prompt(task.instruction, "\n".join(task.interface),
                                 execution.tests_per_answer)
-    return ChatRequest.user(task.tester, prompt, params)
+    return CompletionRequest(task.tester, reply.prompt(prompt, task.reply_start), params)
 
 
 def write_tests(pool: ExpertPool, tasks: Sequence[TestTask], execution: ExecutionConfig,
@@ -130,15 +145,20 @@ def write_tests(pool: ExpertPool, tasks: Sequence[TestTask], execution: Executio
     """Ask every task (retrying replies without a usable assert); results in task order."""
     done: list[Written | None] = [None] * len(tasks)
     pending = list(range(len(tasks)))
+    formats = {tester: pool.reply_format(tester) for tester in dict.fromkeys(t.tester
+                                                                            for t in tasks)}
     for attempt in range(execution.max_attempts):
         if not pending:
             break
         label = desc if attempt == 0 else f"{desc} (retry {attempt})"
-        results = pool.run([test_request(execution, seed, tasks[i], attempt) for i in pending],
+        results = pool.run([test_request(execution, seed, tasks[i], attempt,
+                                         formats[tasks[i].tester]) for i in pending],
                            desc=label)
         still = []
         for index, result in zip(pending, results, strict=True):
             task = tasks[index]
+            if result.ok:
+                result = replace(result, text=task.reply_start + result.text)
             names = interface_names(list(task.interface))
             parsed = (parse_tests(result.text, names, execution.tests_per_answer)
                       if result.ok else None)

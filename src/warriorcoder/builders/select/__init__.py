@@ -136,9 +136,13 @@ def plan(config: ArenaConfig, parent: datasets.Dataset | None, rows_in: int | No
     return PhasePlan(calls=0, prompt_tokens=0, generated_tokens=0, rows_out=rows)
 
 
+RECORD_COLUMNS = ("kind", "tests", "test_outcomes_attacker", "test_outcomes_defender")
+"""The votes columns behind execution verdicts and test records (`judge.execution` on)."""
+
+
 def _read(votes: datasets.Dataset) -> tuple[dict[str, list[Any]], dict[str, dict[str, Any]]]:
     """Vote columns, and per battle its first row's instruction, responses and truncation."""
-    kind = ["kind"] if "kind" in votes.column_names else []  # judge.execution on
+    kind = list(RECORD_COLUMNS) if "kind" in votes.column_names else []  # judge.execution on
     columns = votes.select_columns([*VOTE_COLUMNS, *kind]).to_dict()
     first: dict[str, int] = {}
     for index, battle_id in enumerate(columns["battle_id"]):
