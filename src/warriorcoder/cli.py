@@ -343,7 +343,7 @@ def check_judges(config_path: Path, pairs: int, kinds: str, judges: str | None, 
 @CONFIG_OPTION
 @click.option("--problems", type=click.IntRange(min=1, max=164), default=20, show_default=True,
               help="The first N HumanEval problems (EvalPlus's instruction as the battle's).")
-@click.option("--modes", default="off,vote,first", show_default=True, metavar="LIST",
+@click.option("--modes", default="off,vote,first,record", show_default=True, metavar="LIST",
               help="judge.execution modes to judge the same battles with.")
 @click.option("--output", type=click.Path(path_type=Path), default=None,
               help="Write the figures (and every target) here as JSON.")
