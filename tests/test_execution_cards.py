@@ -84,3 +84,22 @@ def test_the_report_labels_execution_verdicts(built) -> None:
         assert len(battle.votes) - len(kinds) == sum(
             1 for b, k in zip(columns["battle_id"], columns["kind"], strict=True)
             if b == battle.battle_id and k == "llm")
+
+
+def test_record_mode_counts_on_the_card_the_targets_its_records_changed(built, tmp_path) -> None:
+    """`record` tallies battles as `first` does, so the targets it changed are those that
+    differ from `first`'s on the same votes."""
+    from warriorcoder.builders import select as select_phase
+    from warriorcoder.builders.base import PhaseInput
+
+    votes, first = built
+    data = _config(type("Server", (), {"url": lambda self, name: "http://127.0.0.1:9"})(),
+                   tmp_path)
+    data["judge"]["execution"]["mode"] = "record"
+    record = select_phase.PHASE.build(PhaseInput(ArenaConfig.model_validate(data),
+                                                 votes.dataset, None, None))
+    changed = sum(a != b for a, b in zip(first.dataset["winner"], record.dataset["winner"],
+                                         strict=True))
+    selection = _section(record.content, "Selection").markdown
+    assert f"differ from eq. 5's choice over every candidate: {changed}" in selection
+    assert "record" not in _section(first.content, "Selection").markdown

@@ -50,6 +50,7 @@ from warriorcoder.scoring.standings import (
     Standings,
     StandingsOptions,
     Target,
+    choose_targets,
     standings,
 )
 from warriorcoder.scoring.tally import BattleTally, VoteCount
@@ -246,7 +247,7 @@ def _card(config: ArenaConfig, votes: dict[str, list[Any]], result: Standings,
         counts=counts,
         sections=[
             *([CardSection("Shortfall", shortfall + ".")] if shortfall else []),
-            _selection_section(rows, ratings, select.alpha),
+            _selection_section(rows, ratings, select.alpha, _record_changes(config, result)),
             _truncation_section(kept, usable, rows, allow),
             _stability_section(rows, result.drawn or ""),
             targets_section([t for t in result.targets if allow or not t.all_truncated],
@@ -348,7 +349,18 @@ def _stability_section(rows: list[dict[str, Any]], drawn: str) -> CardSection:
     return CardSection("Stability of targets", text)
 
 
-def _selection_section(rows: list[dict[str, Any]], ratings: Ratings, alpha: float) -> CardSection:
+def _record_changes(config: ArenaConfig, result: Standings) -> int | None:
+    """Under `judge.execution.mode: record`, how many targets differ from eq. 5's choice over
+    every candidate (None in the other modes)."""
+    if config.judge.execution.mode != "record":
+        return None
+    plain = choose_targets(result.tallies, result.ratings, config.select.alpha,
+                           result.truncated, config.select.allow_truncated_targets)
+    return sum(a.winner != b.winner for a, b in zip(plain, result.targets, strict=True))
+
+
+def _selection_section(rows: list[dict[str, Any]], ratings: Ratings, alpha: float,
+                       record_changes: int | None = None) -> CardSection:
     truncated = sum(r["truncated"] for r in rows)
     changed = sum(1 for r in rows if not r["skipped_truncated"] and r["local_score"] < max(
         c["local_score"] for c in r["candidates"]))
@@ -369,6 +381,11 @@ def _selection_section(rows: list[dict[str, Any]], ratings: Ratings, alpha: floa
         f"- targets cut by the length limit (`truncated`): {truncated}; filter them out with "
         "`ds.filter(lambda r: not r['truncated'])` if you do not want them"
     )
+    if record_changes is not None:
+        text += ("\n- `judge.execution.mode: record`: only the candidates with the instruction's "
+                 "best test record (tests passed of the counted tests, over all their battles) "
+                 "compete; targets that differ from eq. 5's choice over every candidate: "
+                 f"{record_changes}")
     return CardSection("Selection", text)
 
 
