@@ -113,6 +113,36 @@ def test_stops_and_score_grammar_on_the_real_server(llama, proxy, tmp_path: Path
     assert pool.info("smol").revision_source == "config"
 
 
+def test_tests_are_written_as_a_prefilled_reply_on_the_real_server(llama, proxy,
+                                                                   tmp_path: Path) -> None:
+    """Test writing sends the tester's chat turn as a raw completion whose reply is begun with
+    the first assert; the real server continues it and stops at the closing fence."""
+    from warriorcoder.builders.judge.execution import TestTask, write_tests
+    from warriorcoder.config import ExecutionConfig
+    from warriorcoder.scoring.test_writing import render_test_prompt
+
+    _, model = llama
+    expert = _smol("smol", f"{proxy.url}/v1", model)
+    task = TestTask("smol", "Write add(a, b) that returns the sum of two integers.",
+                    ("def add(a: int, b: int) -> int",))
+    execution = ExecutionConfig(mode="record", tests_per_answer=3, max_new_tokens=64)
+    with ExpertPool([expert], GenerationConfig(journal=tmp_path / "j.sqlite")) as pool:
+        (written,) = write_tests(pool, [task], execution, seed=0)
+    start = "```python\nassert add("
+    prompt = render_test_prompt(task.instruction, task.interface[0], 3)
+    sent = [e.body for e in proxy.generations("/v1/completions")]
+    assert sent[0]["prompt"] == (f"<|im_start|>user\n{prompt}<|im_end|>\n"
+                                 f"<|im_start|>assistant\n{start}")
+    assert set(sent[0]["stop"]) == {"<|im_end|>", "\n```"}
+    assert len(sent) == written.attempts
+    assert written.result.text.startswith(start)
+    assert "\n```" not in written.result.text[len(start):]
+    if written.tests is not None:  # SmolLM2's asserts, kept only when they call the interface
+        assert written.tests.tests and all("add(" in t for t in written.tests.tests)
+    else:  # recorded invalid after every attempt, never filled in
+        assert written.attempts == execution.max_attempts
+
+
 def _config(root: Path, proxy: RecordingProxy, model: Path, tgi: str, oai: str) -> ArenaConfig:
     config = ArenaConfig.model_validate({
         "hub": {"root": str(root / "hub"), "namespace": "real"},
