@@ -136,7 +136,10 @@ def test_the_command_prints_the_table_and_writes_json(tmp_path):
         assert bad.exit_code == 1 and "Error: --modes: choose from off, vote, first" in bad.output
 
 
-def test_votes_and_sft_final_carry_the_tests_and_their_outcomes(tmp_path):
+def judge_and_select(data: dict, problems: int, tmp_path) -> tuple:
+    """(battles, judge output, select output) on the first `problems` problems: the judge and
+    select phases' own builders, with `judge.execution.mode: first` and each config section
+    updated with `data`'s values for it, against this module's test server."""
     from warriorcoder.builders import judge as judge_phase
     from warriorcoder.builders import select as select_phase
     from warriorcoder.builders.base import PhaseInput
@@ -144,15 +147,21 @@ def test_votes_and_sft_final_carry_the_tests_and_their_outcomes(tmp_path):
     from warriorcoder.generation import ExpertPool
 
     with TGITestServer(_responder()) as server:
-        data = _config(server, tmp_path)
-        data["judge"]["execution"]["mode"] = "first"
-        data["select"]["require_passing"] = True
-        config = ArenaConfig.model_validate(data)
-        with ExpertPool.from_config(config, progress=False) as pool:
-            battles = battles_of(config, pool, pick_problems(2))
-            out = judge_phase.PHASE.build(PhaseInput(config, battles, None, lambda: pool))
-            chosen = select_phase.PHASE.build(PhaseInput(config, out.dataset, None,
+        config = _config(server, tmp_path)
+        config["judge"]["execution"]["mode"] = "first"
+        for section, values in data.items():
+            config[section].update(values)
+        arena = ArenaConfig.model_validate(config)
+        with ExpertPool.from_config(arena, progress=False) as pool:
+            battles = battles_of(arena, pool, pick_problems(problems))
+            votes = judge_phase.PHASE.build(PhaseInput(arena, battles, None, lambda: pool))
+            chosen = select_phase.PHASE.build(PhaseInput(arena, votes.dataset, None,
                                                          lambda: pool))
+    return battles, votes, chosen
+
+
+def test_votes_and_sft_final_carry_the_tests_and_their_outcomes(tmp_path):
+    battles, out, chosen = judge_and_select({"select": {"require_passing": True}}, 2, tmp_path)
     votes = out.dataset
     runs = votes.filter(lambda r: r["kind"] == "execution")
     assert len(runs) == len(battles)  # three experts: one uninvolved author per battle

@@ -14,8 +14,7 @@ from collections import Counter
 
 import pytest
 
-from tests.support.tgi_server import TGITestServer
-from tests.test_check_arena import _config, _responder
+from tests.test_check_arena import _config, judge_and_select
 from warriorcoder.config import ArenaConfig
 from warriorcoder.dataset_cards.arena_figures import figure_data
 from warriorcoder.report import _battles
@@ -23,22 +22,7 @@ from warriorcoder.report import _battles
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    from warriorcoder.builders import judge as judge_phase
-    from warriorcoder.builders import select as select_phase
-    from warriorcoder.builders.base import PhaseInput
-    from warriorcoder.evaluation.arena_check import battles_of, pick_problems
-    from warriorcoder.generation import ExpertPool
-
-    tmp_path = tmp_path_factory.mktemp("execution-cards")
-    with TGITestServer(_responder()) as server:
-        data = _config(server, tmp_path)
-        data["judge"]["execution"]["mode"] = "first"
-        config = ArenaConfig.model_validate(data)
-        with ExpertPool.from_config(config, progress=False) as pool:
-            battles = battles_of(config, pool, pick_problems(4))
-            votes = judge_phase.PHASE.build(PhaseInput(config, battles, None, lambda: pool))
-            chosen = select_phase.PHASE.build(PhaseInput(config, votes.dataset, None,
-                                                         lambda: pool))
+    _, votes, chosen = judge_and_select({}, 4, tmp_path_factory.mktemp("execution-cards"))
     return votes, chosen
 
 

@@ -145,14 +145,12 @@ def write_tests(pool: ExpertPool, tasks: Sequence[TestTask], execution: Executio
     """Ask every task (retrying replies without a usable assert); results in task order."""
     done: list[Written | None] = [None] * len(tasks)
     pending = list(range(len(tasks)))
-    formats = {tester: pool.reply_format(tester) for tester in dict.fromkeys(t.tester
-                                                                            for t in tasks)}
     for attempt in range(execution.max_attempts):
         if not pending:
             break
         label = desc if attempt == 0 else f"{desc} (retry {attempt})"
         results = pool.run([test_request(execution, seed, tasks[i], attempt,
-                                         formats[tasks[i].tester]) for i in pending],
+                                         pool.reply_format(tasks[i].tester)) for i in pending],
                            desc=label)
         still = []
         for index, result in zip(pending, results, strict=True):
