@@ -1,8 +1,9 @@
 """`mine` -> `mined_raw`: Magpie-style instruction mining from each expert's pre-query prefix.
 
-Every expert completes its own chat-template prefix (cut where the user's text would start)
-under each sampling config (temperature x top_p) `samples_per_config` times, each call with
-its own recorded seed; the text up to the first end-of-user-turn stop is the instruction.
+Every expert completes its own chat-template prefix (cut where the user's text would start,
+followed by `mine.instruction_start` when one is set) under each sampling config (temperature x
+top_p) `samples_per_config` times, each call with its own recorded seed; the start and the text
+up to the first end-of-user-turn stop are the instruction.
 """
 
 from __future__ import annotations
@@ -102,13 +103,14 @@ def extract_instruction(text: str, stop: Sequence[str]) -> str:
     return text[:cut].strip()
 
 
-def rejection(result: GenerationResult, instruction: str) -> str | None:
-    """Why a completion yields no instruction, or None when it does."""
+def rejection(result: GenerationResult, instruction: str, start: str = "") -> str | None:
+    """Why a completion yields no instruction, or None when it does (an instruction that is
+    only `start`, which the expert did not go on from, is empty)."""
     if not result.ok:
         return REJECT_ERROR
     if result.finish_reason == "length":
         return REJECT_LENGTH
-    if not instruction:
+    if not instruction or instruction == start.strip():
         return REJECT_EMPTY
     return None
 
@@ -117,7 +119,8 @@ def rejection(result: GenerationResult, instruction: str) -> str | None:
 def plan(config: ArenaConfig, parent: datasets.Dataset | None, rows_in: int | None) -> PhasePlan:
     """One completion per mining slot; each slot yields at most one instruction."""
     calls = planned_mining_calls(config)
-    prefix = estimate_tokens(config.mine.system_prompt or "") + 16
+    prefix = (estimate_tokens(config.mine.system_prompt or "") + 16
+              + estimate_tokens(config.mine.instruction_start))
     survival = config.mine.survival
     return PhasePlan(calls=calls, prompt_tokens=calls * prefix,
                      generated_tokens=calls * config.mine.max_new_tokens,
@@ -133,6 +136,7 @@ def build(phase_input: PhaseInput) -> PhaseOutput:
     config = phase_input.config
     mine = config.mine
     pool = phase_input.pool
+    start = mine.instruction_start
     prequeries = {name: pool.mining_prefix(name, mine.system_prompt)
                   for name in config.expert_names}
     infos = {name: pool.info(name) for name in config.expert_names}
@@ -140,7 +144,7 @@ def build(phase_input: PhaseInput) -> PhaseOutput:
     requests = [
         CompletionRequest(
             expert=slot.expert,
-            prompt=prequeries[slot.expert].prompt_without_bos,
+            prompt=prequeries[slot.expert].prompt_without_bos + start,
             params=SamplingParams(
                 max_new_tokens=mine.max_new_tokens,
                 temperature=slot.temperature,
@@ -156,15 +160,16 @@ def build(phase_input: PhaseInput) -> PhaseOutput:
     rows: list[dict[str, Any]] = []
     rejected: list[tuple[MiningSlot, str, GenerationResult]] = []
     for slot, result in zip(slots, results, strict=True):
-        instruction = extract_instruction(result.text, prequeries[slot.expert].stop)
-        reason = rejection(result, instruction)
+        instruction = extract_instruction(start + result.text, prequeries[slot.expert].stop)
+        reason = rejection(result, instruction, start)
         if reason is not None:
             rejected.append((slot, reason, result))
             continue
         info = infos[slot.expert]
         revision = result.model_revision or info.model_revision
         rows.append({
-            "id": stable_id(slot.expert, revision, slot.temperature, slot.top_p, slot.seed),
+            "id": stable_id(slot.expert, revision, slot.temperature, slot.top_p, slot.seed,
+                            *([start] if start else [])),
             "expert": slot.expert,
             "model_id": result.model_id or info.model_id,
             "model_revision": revision,
@@ -197,7 +202,7 @@ def build(phase_input: PhaseInput) -> PhaseOutput:
         sections=[
             _configs_section(config, slots, rows),
             _rejections_section(rejected, len(slots)),
-            _prefix_section(prequeries),
+            _prefix_section(prequeries, start),
         ],
         experts=expert_records(phase_input),
     )
@@ -259,12 +264,17 @@ def _rejections_section(
     return CardSection("Rejected completions", text)
 
 
-def _prefix_section(prequeries: dict[str, Any]) -> CardSection:
+def _prefix_section(prequeries: dict[str, Any], start: str) -> CardSection:
     rows = [[name, repr(pq.prefix)[:200], ", ".join(repr(s) for s in pq.stop)]
             for name, pq in prequeries.items()]
+    begun = (
+        f" Every prompt then ends in `mine.instruction_start` = {start!r}, so every instruction "
+        "begins with it and the expert writes the rest of the user turn (beyond the paper, "
+        "which leaves the whole user turn to the expert; column `raw_output` holds only what "
+        "the expert wrote)." if start else "")
     return CardSection(
         "Pre-query prefixes",
         "What each expert was asked to complete (its chat template up to the user's text) "
-        "and where its user turn ends.\n\n"
+        f"and where its user turn ends.{begun}\n\n"
         + markdown_table(["expert", "prefix", "stop strings"], rows),
     )

@@ -199,6 +199,23 @@ class MineConfig(_Section):
     system_prompt: str | None = MINING_SYSTEM_PROMPT
     """Table 6 of the paper; used where the expert's template takes a system turn."""
     seed: int = 0
+    instruction_start: str = ""
+    """Text every mined instruction begins with: it follows each expert's pre-query prefix and
+    the expert writes the rest of the user turn (e.g. "Write a Python function", to mine tasks a
+    test can call). Empty: the paper, which leaves the whole user turn to the expert."""
+
+    @field_validator("instruction_start")
+    @classmethod
+    def _instruction_start(cls, value: str) -> str:
+        if value != value.rstrip():
+            raise ValueError(
+                "ends in whitespace, which the expert's first token would have to repeat; "
+                f"remove it: {value.rstrip()!r}")
+        return value
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _omit_when_default(self, handler(self), ("instruction_start",))
 
     @field_validator("temperatures")
     @classmethod
