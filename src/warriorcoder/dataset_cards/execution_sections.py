@@ -10,11 +10,16 @@ from typing import Any
 import datasets
 
 from warriorcoder.dataset_cards.card import CardSection, markdown_table
-from warriorcoder.scoring.execution_verdicts import AnswerRecord, answer_records, split_kinds
+from warriorcoder.scoring.execution_verdicts import (
+    RECORD_COLUMNS,
+    AnswerRecord,
+    answer_records,
+    split_kinds,
+)
 from warriorcoder.scoring.test_writing import TEST_REPLY_START, TEST_WRITING_PROMPT
 
 EXECUTION_COLUMNS = ("battle_id", "instruction_id", "attacker", "defender", "judge", "winner",
-                     "kind", "tests", "test_outcomes_attacker", "test_outcomes_defender")
+                     *RECORD_COLUMNS)
 
 
 def execution_columns(votes: datasets.Dataset) -> dict[str, list[Any]]:

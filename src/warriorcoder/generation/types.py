@@ -140,9 +140,7 @@ class PreQuery:
 
     @property
     def prompt_without_bos(self) -> str:
-        if self.bos_token and self.prefix.startswith(self.bos_token):
-            return self.prefix[len(self.bos_token) :]
-        return self.prefix
+        return _without_bos(self.prefix, self.bos_token)
 
 
 @dataclass(frozen=True)
@@ -160,7 +158,12 @@ class ReplyFormat:
     """The BOS text the template writes first, if any (left out of `prompt`: servers add it)."""
 
     def prompt(self, user: str, reply_start: str = "") -> str:
-        text = self.before_user + user + self.after_user + reply_start
-        if self.bos_token and text.startswith(self.bos_token):
-            return text[len(self.bos_token) :]
-        return text
+        return _without_bos(self.before_user + user + self.after_user + reply_start,
+                            self.bos_token)
+
+
+def _without_bos(text: str, bos_token: str | None) -> str:
+    """`text` without the BOS it starts with, if any (servers add their own)."""
+    if bos_token and text.startswith(bos_token):
+        return text[len(bos_token) :]
+    return text

@@ -42,6 +42,9 @@ NOT_RUN = "not_applicable"
 define and the instruction does not name); it was not run."""
 OUTCOMES = (PASS, FAIL, ERROR, TIMEOUT, NO_CODE, NOT_RUN)
 
+RECORD_COLUMNS = ("kind", "tests", "test_outcomes_attacker", "test_outcomes_defender")
+"""The votes columns behind execution verdicts and test records (`judge.execution` on)."""
+
 Mode = Literal["off", "vote", "first", "record"]
 MODES: tuple[Mode, ...] = ("off", "vote", "first", "record")
 

@@ -54,7 +54,7 @@ from warriorcoder.dataset_cards.execution_sections import execution_counts, exec
 from warriorcoder.generation.parsed import Parsed, generate_parsed
 from warriorcoder.generation.types import ChatRequest, SamplingParams
 from warriorcoder.planning import estimate_tokens, shortfall_note
-from warriorcoder.scoring.execution_verdicts import split_kinds
+from warriorcoder.scoring.execution_verdicts import RECORD_COLUMNS, split_kinds
 from warriorcoder.scoring.seeds import derive_seed
 from warriorcoder.scoring.standings import standings
 from warriorcoder.scoring.tally import ATTACKER_FIRST, DEFENDER_FIRST, judge_bias_tests
@@ -292,8 +292,7 @@ def _card(config: ArenaConfig, dataset: datasets.Dataset, battles: int, reasked:
           cut: Mapping[str, tuple[bool, bool]]) -> CardContent:
     """The votes card: counts, the judges, and a preview of the standings `select` makes of
     these votes with this config's `select` settings."""
-    kind = ["kind", "tests", "test_outcomes_attacker", "test_outcomes_defender"] \
-        if "kind" in dataset.column_names else []
+    kind = list(RECORD_COLUMNS) if "kind" in dataset.column_names else []
     every = dataset.select_columns(["battle_id", "instruction_id", "attacker", "defender",
                                     "judge", "order", "verdict", "winner", "attempts",
                                     *kind]).to_dict()

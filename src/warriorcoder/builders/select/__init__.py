@@ -44,7 +44,12 @@ from warriorcoder.dataset_cards.execution_sections import (
 )
 from warriorcoder.planning import planned_sft_rows, shortfall_note
 from warriorcoder.scoring.elo import expected_score
-from warriorcoder.scoring.execution_verdicts import AnswerRecord, answer_records, split_kinds
+from warriorcoder.scoring.execution_verdicts import (
+    RECORD_COLUMNS,
+    AnswerRecord,
+    answer_records,
+    split_kinds,
+)
 from warriorcoder.scoring.standings import (
     Ratings,
     Standings,
@@ -135,10 +140,6 @@ def plan(config: ArenaConfig, parent: datasets.Dataset | None, rows_in: int | No
         orders += config.judge.execution.mode != "off"  # one execution verdict per judge
         rows = (rows_in or 0) // (judges * orders * config.battle.battles_per_instruction)
     return PhasePlan(calls=0, prompt_tokens=0, generated_tokens=0, rows_out=rows)
-
-
-RECORD_COLUMNS = ("kind", "tests", "test_outcomes_attacker", "test_outcomes_defender")
-"""The votes columns behind execution verdicts and test records (`judge.execution` on)."""
 
 
 def _read(votes: datasets.Dataset) -> tuple[dict[str, list[Any]], dict[str, dict[str, Any]]]:
