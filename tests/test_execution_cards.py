@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 
@@ -77,8 +78,8 @@ def test_record_mode_counts_on_the_card_the_targets_its_records_changed(built, t
     from warriorcoder.builders.base import PhaseInput
 
     votes, first = built
-    data = _config(type("Server", (), {"url": lambda self, name: "http://127.0.0.1:9"})(),
-                   tmp_path)
+    nowhere = SimpleNamespace(url=lambda name: "http://127.0.0.1:9")  # select sends no call
+    data = _config(nowhere, tmp_path)
     data["judge"]["execution"]["mode"] = "record"
     record = select_phase.PHASE.build(PhaseInput(ArenaConfig.model_validate(data),
                                                  votes.dataset, None, None))
